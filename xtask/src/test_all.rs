@@ -1,0 +1,93 @@
+//! `cargo xtask test-all`: everything CI checks, in the order that fails fastest.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// Library crates, each tested alone: `cargo test -p X` unifies features over X alone, so this
+/// proves a user can import that one crate. Keep the list in dependency order.
+const LIBRARIES: &[&str] = &[
+    "widen-ops",
+    "widen-init",
+    "widen-layers",
+    "widen-adapt",
+    "widen",
+];
+
+struct Step {
+    name: String,
+    args: Vec<String>,
+}
+
+fn step(name: &str, args: &[&str]) -> Step {
+    Step {
+        name: name.to_string(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let keep_going = args.iter().any(|a| a == "--keep-going");
+    let mut steps = vec![
+        step("fmt", &["fmt", "--all", "--", "--check"]),
+        step(
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ];
+    for lib in LIBRARIES {
+        steps.push(step(&format!("test -p {lib}"), &["test", "-p", lib]));
+    }
+    // The rest of the workspace (the CLI's end-to-end tests, xtask), built with the features
+    // unified over the whole workspace.
+    let mut rest = vec!["test", "--workspace"];
+    for lib in LIBRARIES {
+        rest.extend(["--exclude", lib]);
+    }
+    steps.push(step("test workspace (cli, xtask)", &rest));
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut results = Vec::new();
+    for s in &steps {
+        println!("\n==> cargo {}", s.args.join(" "));
+        let start = Instant::now();
+        let ok = Command::new(&cargo)
+            .args(&s.args)
+            .status()
+            .map(|st| st.success())
+            .unwrap_or(false);
+        results.push((s.name.clone(), ok, start.elapsed().as_secs_f64()));
+        if !ok && !keep_going {
+            break;
+        }
+    }
+
+    println!("\n==> test-all summary");
+    let mut failed = 0;
+    for (name, ok, secs) in &results {
+        println!(
+            "  {:<34} {:>6} {:>8.1}s",
+            name,
+            if *ok { "ok" } else { "FAILED" },
+            secs
+        );
+        failed += usize::from(!ok);
+    }
+    let skipped = steps.len() - results.len();
+    if skipped > 0 {
+        println!("  ({skipped} step(s) not run after the first failure; --keep-going runs all)");
+    }
+    if failed == 0 && skipped == 0 {
+        println!("test-all: all {} steps passed", steps.len());
+        ExitCode::SUCCESS
+    } else {
+        println!("test-all: {failed} step(s) failed");
+        ExitCode::FAILURE
+    }
+}
