@@ -1,0 +1,148 @@
+//! `Dense`: Keras' fully connected layer on `[batch, features]`.
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use widen_init::{Fans, Initializer, KernelLayout};
+
+use crate::{Activation, LayerError, param_seed};
+
+/// Configuration of a [`Dense`] layer, Keras names and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenseConfig {
+    /// Output features.
+    pub units: usize,
+    /// Activation (default linear).
+    #[serde(default)]
+    pub activation: Activation,
+    /// Bias (default true).
+    #[serde(default = "yes")]
+    pub use_bias: bool,
+    /// Kernel initializer (Keras default glorot_uniform).
+    #[serde(default = "crate::default_kernel_init")]
+    pub kernel_initializer: Initializer,
+    /// Bias initializer (Keras default zeros).
+    #[serde(default = "crate::default_bias_init")]
+    pub bias_initializer: Initializer,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl DenseConfig {
+    /// `units` outputs, Keras defaults.
+    pub fn new(units: usize) -> Self {
+        Self {
+            units,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::glorot_uniform(),
+            bias_initializer: Initializer::Zeros,
+        }
+    }
+    /// Sets the activation.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+    /// Turns the bias on or off.
+    pub fn with_bias(mut self, use_bias: bool) -> Self {
+        self.use_bias = use_bias;
+        self
+    }
+
+    /// Builds the layer for `in_features` inputs.
+    pub fn init(
+        &self,
+        name: &str,
+        in_features: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Dense, LayerError> {
+        if self.units == 0 || in_features == 0 {
+            return Err(LayerError::config(
+                name,
+                format!(
+                    "units and input features must be > 0, got {} and {in_features}",
+                    self.units
+                ),
+            ));
+        }
+        self.activation
+            .validate()
+            .map_err(|reason| LayerError::config(name, reason))?;
+        let shape = [in_features, self.units];
+        let fans = Fans::from_shape(&shape, KernelLayout::Keras).map_err(LayerError::init(name))?;
+        let weight = self
+            .kernel_initializer
+            .tensor_with_fans(
+                shape,
+                KernelLayout::Keras,
+                fans,
+                param_seed(seed, 0),
+                device,
+            )
+            .map_err(LayerError::init(name))?;
+        let bias = if self.use_bias {
+            Some(Param::from_tensor(
+                self.bias_initializer
+                    .tensor_with_fans(
+                        [self.units],
+                        KernelLayout::Keras,
+                        fans,
+                        param_seed(seed, 1),
+                        device,
+                    )
+                    .map_err(LayerError::init(name))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Dense {
+            weight: Param::from_tensor(weight),
+            bias,
+            config: self.clone(),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// A fully connected layer; the weight is `[in_features, units]`, Keras' layout.
+#[derive(Module, Debug)]
+pub struct Dense {
+    /// `[in_features, units]`.
+    pub weight: Param<Tensor<2>>,
+    /// `[units]`.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// The configuration.
+    #[module(skip)]
+    pub config: DenseConfig,
+    /// The layer's name.
+    #[module(skip)]
+    pub name: String,
+}
+
+impl Dense {
+    /// Input features the layer was built for.
+    pub fn in_features(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// `[batch, in_features]` → `[batch, units]`.
+    pub fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>, LayerError> {
+        let [b, f] = x.dims();
+        if b == 0 || f != self.in_features() {
+            return Err(LayerError::InputShape {
+                layer: self.name.clone(),
+                expected: format!("[batch > 0, {}]", self.in_features()),
+                got: vec![b, f],
+            });
+        }
+        let mut y = x.matmul(self.weight.val());
+        if let Some(bias) = &self.bias {
+            y = y + bias.val().reshape([1, self.config.units]);
+        }
+        Ok(self.config.activation.apply(y, 1))
+    }
+}

@@ -1,0 +1,50 @@
+//! Layers with Keras semantics as Burn modules, and a shape-checked `Sequential` model.
+//!
+//! **Owns:** `Conv1d`, `BatchNorm1d` (Keras and PyTorch presets), `MaxPool1d`/`AvgPool1d`,
+//! global pools, `Dense`, `Dropout`, `Flatten`, `Activation`, each a Config (serde, Keras names
+//! and defaults) beside a Module; `Sequential` with build-time shape inference, `Result`-returning
+//! forward passes, freezing, a Keras-style summary; checkpoints (architecture spec + weights).
+//!
+//! **Must not know:** expansion strategies, diagnostics, the study, or the CLI. It builds on
+//! `widen-ops` for the maths and `widen-init` for parameters, and never picks a backend.
+//!
+//! Inside a model, sequences flow channels-first (`[batch, channels, length]`, Burn's layout);
+//! the model converts a channels-last (Keras) input once on entry and back on exit.
+
+mod activation;
+mod batch_norm;
+mod conv1d;
+mod dense;
+mod error;
+mod misc;
+mod pooling;
+mod sequential;
+mod shape;
+mod weights;
+
+pub use activation::Activation;
+pub use batch_norm::{BatchNorm1d, BatchNormConfig, MomentumOn};
+pub use conv1d::{Conv1d, Conv1dConfig, PaddingMode};
+pub use dense::{Dense, DenseConfig};
+pub use error::LayerError;
+pub use misc::{ActivationLayer, Dropout, DropoutConfig, Flatten};
+pub use pooling::{AvgPool1d, GlobalAvgPool1d, GlobalMaxPool1d, MaxPool1d, PoolConfig};
+pub use sequential::{
+    InputSpec, Layer, LayerConfig, LayerSpec, ModelSpec, Sequential, keras_ex1, keras_ex3,
+};
+pub use shape::{DataFormat, FeatureShape, Mode, Value};
+pub use weights::WeightInfo;
+
+pub(crate) fn default_kernel_init() -> widen_init::Initializer {
+    widen_init::Initializer::glorot_uniform()
+}
+
+pub(crate) fn default_bias_init() -> widen_init::Initializer {
+    widen_init::Initializer::Zeros
+}
+
+/// Derives an independent seed for parameter `index` from a base seed (splitmix64), so each
+/// tensor of a model gets its own stream and the model is reproducible on every backend.
+pub fn param_seed(seed: u64, index: u64) -> u64 {
+    widen_init::derive_seed_indexed(seed, index)
+}

@@ -1,0 +1,89 @@
+//! Parameter-free layers: `Dropout`, `Flatten`, `ActivationLayer`.
+
+use burn::module::{Flag, Module, Param};
+use burn::tensor::{Distribution, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::{Activation, DataFormat, LayerError, Mode};
+
+/// Configuration of a [`Dropout`] layer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DropoutConfig {
+    /// Fraction of inputs zeroed in training, in `[0, 1)`.
+    pub rate: f64,
+}
+
+/// Inverted dropout (kept values scaled by `1 / (1 − rate)`), active only in training mode.
+#[derive(Module, Debug)]
+pub struct Dropout {
+    /// Cleared by `Module::freeze`.
+    pub training: Param<Flag>,
+    /// The rate.
+    #[module(skip)]
+    pub rate: f64,
+    /// The layer's name.
+    #[module(skip)]
+    pub name: String,
+}
+
+impl Dropout {
+    /// Builds the layer; the rate must be in `[0, 1)`.
+    pub fn new(name: &str, config: DropoutConfig) -> Result<Self, LayerError> {
+        if !(config.rate.is_finite() && (0.0..1.0).contains(&config.rate)) {
+            return Err(LayerError::config(
+                name,
+                format!("dropout rate must be in [0, 1), got {}", config.rate),
+            ));
+        }
+        Ok(Self {
+            training: Param::from_bool(true),
+            rate: config.rate,
+            name: name.to_string(),
+        })
+    }
+
+    /// Applies dropout in training mode; identity otherwise.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>, mode: Mode) -> Tensor<D> {
+        if mode == Mode::Inference || !self.training.is_enabled() || self.rate == 0.0 {
+            return x;
+        }
+        let keep = 1.0 - self.rate;
+        let mask = x.random_like(Distribution::Bernoulli(keep));
+        x * mask / keep
+    }
+}
+
+/// Keras `Flatten`: `[batch, channels, length]` → `[batch, length · channels]`, in the element
+/// order of the model's data format (Keras flattens `[length, channels]` row-major, which a Dense
+/// layer after it depends on).
+#[derive(Module, Debug)]
+pub struct Flatten {
+    /// The model's data format.
+    #[module(skip)]
+    pub data_format: DataFormat,
+    /// The layer's name.
+    #[module(skip)]
+    pub name: String,
+}
+
+impl Flatten {
+    /// Flattens channels-first input.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<2> {
+        let [b, c, l] = x.dims();
+        match self.data_format {
+            DataFormat::ChannelsLast => x.swap_dims(1, 2).reshape([b, l * c]),
+            DataFormat::ChannelsFirst => x.reshape([b, c * l]),
+        }
+    }
+}
+
+/// Keras `Activation` layer.
+#[derive(Module, Debug)]
+pub struct ActivationLayer {
+    /// The function.
+    #[module(skip)]
+    pub activation: Activation,
+    /// The layer's name.
+    #[module(skip)]
+    pub name: String,
+}

@@ -1,0 +1,635 @@
+//! `Sequential`: a stack of layers whose shapes are inferred at build time, and whose forward
+//! checks its input and returns `Result` instead of panicking.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use widen_ops::conv_output;
+
+use crate::{
+    Activation, ActivationLayer, AvgPool1d, BatchNorm1d, BatchNormConfig, Conv1d, Conv1dConfig,
+    DataFormat, Dense, DenseConfig, Dropout, DropoutConfig, FeatureShape, Flatten, GlobalAvgPool1d,
+    GlobalMaxPool1d, LayerError, MaxPool1d, Mode, PoolConfig, Value, param_seed,
+};
+
+/// What the model accepts: channels (fixed), length (fixed or variable) and layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// Input channels.
+    pub channels: usize,
+    /// Input length; `None` accepts any length long enough for the stack.
+    #[serde(default)]
+    pub length: Option<usize>,
+    /// Layout of the 3-D input (Keras: channels-last).
+    #[serde(default)]
+    pub data_format: DataFormat,
+}
+
+impl InputSpec {
+    /// `channels` inputs of any length, channels-last.
+    pub fn new(channels: usize) -> Self {
+        Self {
+            channels,
+            length: None,
+            data_format: DataFormat::ChannelsLast,
+        }
+    }
+    /// Fixes the length.
+    pub fn with_length(mut self, length: usize) -> Self {
+        self.length = Some(length);
+        self
+    }
+    /// Sets the layout.
+    pub fn with_data_format(mut self, data_format: DataFormat) -> Self {
+        self.data_format = data_format;
+        self
+    }
+}
+
+/// One layer's configuration, as stored in a checkpoint's architecture spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LayerConfig {
+    /// Keras `Conv1D`.
+    Conv1d(Conv1dConfig),
+    /// Keras `BatchNormalization`.
+    BatchNorm1d(BatchNormConfig),
+    /// Keras `MaxPooling1D`.
+    MaxPool1d(PoolConfig),
+    /// Keras `AveragePooling1D`.
+    AvgPool1d(PoolConfig),
+    /// Keras `GlobalMaxPooling1D`.
+    GlobalMaxPool1d,
+    /// Keras `GlobalAveragePooling1D`.
+    GlobalAvgPool1d,
+    /// Keras `Dense`.
+    Dense(DenseConfig),
+    /// Keras `Dropout`.
+    Dropout(DropoutConfig),
+    /// Keras `Flatten`.
+    Flatten,
+    /// Keras `Activation`.
+    Activation(Activation),
+}
+
+impl LayerConfig {
+    /// Keras' class name, for summaries.
+    pub fn keras_class(&self) -> &'static str {
+        match self {
+            Self::Conv1d(_) => "Conv1D",
+            Self::BatchNorm1d(_) => "BatchNormalization",
+            Self::MaxPool1d(_) => "MaxPooling1D",
+            Self::AvgPool1d(_) => "AveragePooling1D",
+            Self::GlobalMaxPool1d => "GlobalMaxPooling1D",
+            Self::GlobalAvgPool1d => "GlobalAveragePooling1D",
+            Self::Dense(_) => "Dense",
+            Self::Dropout(_) => "Dropout",
+            Self::Flatten => "Flatten",
+            Self::Activation(_) => "Activation",
+        }
+    }
+
+    /// Keras' default name stem (`conv1d`, `batch_normalization`, ...).
+    pub fn default_stem(&self) -> &'static str {
+        match self {
+            Self::Conv1d(_) => "conv1d",
+            Self::BatchNorm1d(_) => "batch_normalization",
+            Self::MaxPool1d(_) => "max_pooling1d",
+            Self::AvgPool1d(_) => "average_pooling1d",
+            Self::GlobalMaxPool1d => "global_max_pooling1d",
+            Self::GlobalAvgPool1d => "global_average_pooling1d",
+            Self::Dense(_) => "dense",
+            Self::Dropout(_) => "dropout",
+            Self::Flatten => "flatten",
+            Self::Activation(_) => "activation",
+        }
+    }
+}
+
+/// A named layer configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerSpec {
+    /// Unique name within the model.
+    pub name: String,
+    /// What the layer is.
+    #[serde(flatten)]
+    pub config: LayerConfig,
+}
+
+/// The architecture of a [`Sequential`] model: everything but the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// The input.
+    pub input: InputSpec,
+    /// The layers, in order.
+    pub layers: Vec<LayerSpec>,
+}
+
+impl ModelSpec {
+    /// An empty stack on `input`.
+    pub fn new(input: InputSpec) -> Self {
+        Self {
+            input,
+            layers: Vec::new(),
+        }
+    }
+
+    /// Appends a layer with Keras' default name (`conv1d`, `conv1d_1`, ...).
+    pub fn push(mut self, config: LayerConfig) -> Self {
+        let stem = config.default_stem();
+        let taken = |name: &str| self.layers.iter().any(|l| l.name == name);
+        let mut name = stem.to_string();
+        let mut i = 1;
+        while taken(&name) {
+            name = format!("{stem}_{i}");
+            i += 1;
+        }
+        self.layers.push(LayerSpec { name, config });
+        self
+    }
+
+    /// Appends a layer with an explicit name.
+    pub fn push_named(mut self, name: &str, config: LayerConfig) -> Self {
+        self.layers.push(LayerSpec {
+            name: name.to_string(),
+            config,
+        });
+        self
+    }
+
+    /// Infers every layer's output shape, or says which layer cannot work and why.
+    pub fn infer_shapes(&self) -> Result<Vec<FeatureShape>, LayerError> {
+        let input = self.input;
+        if input.channels == 0 || input.length == Some(0) {
+            return Err(LayerError::config(
+                "input",
+                format!(
+                    "channels and length must be > 0, got {} and {:?}",
+                    input.channels, input.length
+                ),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut shape = FeatureShape::Seq {
+            channels: input.channels,
+            length: input.length,
+        };
+        let mut shapes = Vec::with_capacity(self.layers.len());
+        for spec in &self.layers {
+            let name = spec.name.as_str();
+            if !names.insert(name) {
+                return Err(LayerError::config(name, "duplicate layer name"));
+            }
+            shape = next_shape(name, &spec.config, shape)?;
+            shapes.push(shape);
+        }
+        Ok(shapes)
+    }
+}
+
+fn need_seq(name: &str, shape: FeatureShape) -> Result<(usize, Option<usize>), LayerError> {
+    match shape {
+        FeatureShape::Seq { channels, length } => Ok((channels, length)),
+        FeatureShape::Flat { features } => Err(LayerError::InputShape {
+            layer: name.to_string(),
+            expected: "a sequence [batch, length, channels]".into(),
+            got: vec![features],
+        }),
+    }
+}
+
+fn next_shape(
+    name: &str,
+    config: &LayerConfig,
+    shape: FeatureShape,
+) -> Result<FeatureShape, LayerError> {
+    Ok(match config {
+        LayerConfig::Conv1d(c) => {
+            let (channels, length) = need_seq(name, shape)?;
+            c.validate(name, channels)?;
+            let length = length
+                .map(|l| {
+                    conv_output(
+                        l,
+                        c.kernel_size,
+                        c.strides,
+                        c.dilation_rate,
+                        c.padding.into(),
+                    )
+                    .map(|g| g.length_out)
+                    .map_err(LayerError::ops(name))
+                })
+                .transpose()?;
+            FeatureShape::Seq {
+                channels: c.filters,
+                length,
+            }
+        }
+        LayerConfig::BatchNorm1d(c) => {
+            let channels = match shape {
+                FeatureShape::Seq { channels, .. } => channels,
+                FeatureShape::Flat { features } => features,
+            };
+            c.validate(name, channels)?;
+            shape
+        }
+        LayerConfig::MaxPool1d(c) | LayerConfig::AvgPool1d(c) => {
+            let (channels, length) = need_seq(name, shape)?;
+            c.validate(name)?;
+            let length = length.map(|l| c.output_length(name, l)).transpose()?;
+            FeatureShape::Seq { channels, length }
+        }
+        LayerConfig::GlobalMaxPool1d | LayerConfig::GlobalAvgPool1d => {
+            let (channels, _) = need_seq(name, shape)?;
+            FeatureShape::Flat { features: channels }
+        }
+        LayerConfig::Flatten => {
+            let (channels, length) = need_seq(name, shape)?;
+            let Some(length) = length else {
+                return Err(LayerError::config(
+                    name,
+                    "Flatten needs a fixed input length (the model input has a variable length)",
+                ));
+            };
+            FeatureShape::Flat {
+                features: channels * length,
+            }
+        }
+        LayerConfig::Dense(c) => match shape {
+            FeatureShape::Flat { .. } if c.units > 0 => FeatureShape::Flat { features: c.units },
+            FeatureShape::Flat { .. } => return Err(LayerError::config(name, "units must be > 0")),
+            FeatureShape::Seq { channels, length } => {
+                return Err(LayerError::InputShape {
+                    layer: name.to_string(),
+                    expected: "flat features [batch, features] (add Flatten or global pooling)"
+                        .into(),
+                    got: vec![length.unwrap_or(0), channels],
+                });
+            }
+        },
+        LayerConfig::Dropout(c) => {
+            if !(c.rate.is_finite() && (0.0..1.0).contains(&c.rate)) {
+                return Err(LayerError::config(
+                    name,
+                    format!("dropout rate must be in [0, 1), got {}", c.rate),
+                ));
+            }
+            shape
+        }
+        LayerConfig::Activation(a) => {
+            a.validate().map_err(|r| LayerError::config(name, r))?;
+            shape
+        }
+    })
+}
+
+/// A built layer.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Layer {
+    /// Convolution.
+    Conv1d(Conv1d),
+    /// Batch normalisation.
+    BatchNorm1d(BatchNorm1d),
+    /// Windowed max pooling.
+    MaxPool1d(MaxPool1d),
+    /// Windowed average pooling.
+    AvgPool1d(AvgPool1d),
+    /// Global max pooling.
+    GlobalMaxPool1d(GlobalMaxPool1d),
+    /// Global average pooling.
+    GlobalAvgPool1d(GlobalAvgPool1d),
+    /// Fully connected.
+    Dense(Dense),
+    /// Dropout.
+    Dropout(Dropout),
+    /// Flatten.
+    Flatten(Flatten),
+    /// Activation.
+    Activation(ActivationLayer),
+}
+
+impl Layer {
+    fn build(
+        spec: &LayerSpec,
+        input: FeatureShape,
+        format: DataFormat,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self, LayerError> {
+        let name = spec.name.as_str();
+        let channels = match input {
+            FeatureShape::Seq { channels, .. } => channels,
+            FeatureShape::Flat { features } => features,
+        };
+        Ok(match &spec.config {
+            LayerConfig::Conv1d(c) => Self::Conv1d(c.init(name, channels, seed, device)?),
+            LayerConfig::BatchNorm1d(c) => Self::BatchNorm1d(c.init(name, channels, device)?),
+            LayerConfig::MaxPool1d(c) => Self::MaxPool1d(MaxPool1d::new(name, c.clone())?),
+            LayerConfig::AvgPool1d(c) => Self::AvgPool1d(AvgPool1d::new(name, c.clone())?),
+            LayerConfig::GlobalMaxPool1d => Self::GlobalMaxPool1d(GlobalMaxPool1d {
+                name: name.to_string(),
+            }),
+            LayerConfig::GlobalAvgPool1d => Self::GlobalAvgPool1d(GlobalAvgPool1d {
+                name: name.to_string(),
+            }),
+            LayerConfig::Dense(c) => Self::Dense(c.init(name, channels, seed, device)?),
+            LayerConfig::Dropout(c) => Self::Dropout(Dropout::new(name, *c)?),
+            LayerConfig::Flatten => Self::Flatten(Flatten {
+                data_format: format,
+                name: name.to_string(),
+            }),
+            LayerConfig::Activation(a) => Self::Activation(ActivationLayer {
+                activation: *a,
+                name: name.to_string(),
+            }),
+        })
+    }
+
+    /// The layer's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Conv1d(l) => &l.name,
+            Self::BatchNorm1d(l) => &l.name,
+            Self::MaxPool1d(l) => &l.name,
+            Self::AvgPool1d(l) => &l.name,
+            Self::GlobalMaxPool1d(l) => &l.name,
+            Self::GlobalAvgPool1d(l) => &l.name,
+            Self::Dense(l) => &l.name,
+            Self::Dropout(l) => &l.name,
+            Self::Flatten(l) => &l.name,
+            Self::Activation(l) => &l.name,
+        }
+    }
+
+    /// Runs the layer on a value.
+    pub fn forward(&self, x: Value, mode: Mode) -> Result<Value, LayerError> {
+        let wrong = |x: &Value, expected: &str| LayerError::InputShape {
+            layer: self.name().to_string(),
+            expected: expected.to_string(),
+            got: x.dims(),
+        };
+        Ok(match (self, x) {
+            (Self::Conv1d(l), Value::Seq(x)) => Value::Seq(l.forward_channels_first(x)?),
+            (Self::BatchNorm1d(l), Value::Seq(x)) => Value::Seq(l.forward_seq(x, mode)?),
+            (Self::BatchNorm1d(l), Value::Flat(x)) => Value::Flat(l.forward_flat(x, mode)?),
+            (Self::MaxPool1d(l), Value::Seq(x)) => Value::Seq(l.forward(x)?),
+            (Self::AvgPool1d(l), Value::Seq(x)) => Value::Seq(l.forward(x)?),
+            (Self::GlobalMaxPool1d(l), Value::Seq(x)) => Value::Flat(l.forward(x)?),
+            (Self::GlobalAvgPool1d(l), Value::Seq(x)) => Value::Flat(l.forward(x)?),
+            (Self::Dense(l), Value::Flat(x)) => Value::Flat(l.forward(x)?),
+            (Self::Dropout(l), Value::Seq(x)) => Value::Seq(l.forward(x, mode)),
+            (Self::Dropout(l), Value::Flat(x)) => Value::Flat(l.forward(x, mode)),
+            (Self::Flatten(l), Value::Seq(x)) => Value::Flat(l.forward(x)),
+            (Self::Activation(l), Value::Seq(x)) => Value::Seq(l.activation.apply(x, 1)),
+            (Self::Activation(l), Value::Flat(x)) => Value::Flat(l.activation.apply(x, 1)),
+            (Self::Dense(_), x) => return Err(wrong(&x, "[batch, features]")),
+            (_, x) => return Err(wrong(&x, "[batch, channels, length]")),
+        })
+    }
+}
+
+/// A stack of layers with build-time shape inference and checked forward passes.
+#[derive(Module, Debug)]
+pub struct Sequential {
+    /// The layers, in order.
+    pub layers: Vec<Layer>,
+    /// The architecture (kept beside the weights for checkpoints and summaries).
+    #[module(skip)]
+    pub spec: ModelSpec,
+    /// Each layer's inferred output shape.
+    #[module(skip)]
+    pub shapes: Vec<FeatureShape>,
+}
+
+impl Sequential {
+    /// Builds the model; layer `i`'s parameters come from `param_seed(seed, i)` on the host, so
+    /// a seed gives the same weights on every backend.
+    pub fn new(spec: ModelSpec, seed: u64, device: &Device) -> Result<Self, LayerError> {
+        let shapes = spec.infer_shapes()?;
+        let mut shape = FeatureShape::Seq {
+            channels: spec.input.channels,
+            length: spec.input.length,
+        };
+        let mut layers = Vec::with_capacity(spec.layers.len());
+        for (i, layer) in spec.layers.iter().enumerate() {
+            layers.push(Layer::build(
+                layer,
+                shape,
+                spec.input.data_format,
+                param_seed(seed, 1000 + i as u64),
+                device,
+            )?);
+            shape = shapes[i];
+        }
+        Ok(Self {
+            layers,
+            spec,
+            shapes,
+        })
+    }
+
+    /// The input spec.
+    pub fn input(&self) -> InputSpec {
+        self.spec.input
+    }
+
+    /// The output shape (batch excluded).
+    pub fn output_shape(&self) -> FeatureShape {
+        self.shapes.last().copied().unwrap_or(FeatureShape::Seq {
+            channels: self.spec.input.channels,
+            length: self.spec.input.length,
+        })
+    }
+
+    fn first_layer_name(&self) -> String {
+        self.layers
+            .first()
+            .map_or_else(|| "input".to_string(), |l| l.name().to_string())
+    }
+
+    /// Checks `x` against the input spec and returns it channels-first.
+    fn enter(&self, x: Tensor<3>) -> Result<Tensor<3>, LayerError> {
+        let input = self.spec.input;
+        let dims = x.dims();
+        let (channels, length) = match input.data_format {
+            DataFormat::ChannelsLast => (dims[2], dims[1]),
+            DataFormat::ChannelsFirst => (dims[1], dims[2]),
+        };
+        if channels != input.channels {
+            return Err(LayerError::ChannelMismatch {
+                layer: self.first_layer_name(),
+                expected: input.channels,
+                got: channels,
+            });
+        }
+        let length_ok = input.length.is_none_or(|l| l == length);
+        if dims[0] == 0 || length == 0 || !length_ok {
+            let len = input
+                .length
+                .map_or("length > 0".to_string(), |l| l.to_string());
+            let expected = match input.data_format {
+                DataFormat::ChannelsLast => format!("[batch > 0, {len}, {}]", input.channels),
+                DataFormat::ChannelsFirst => format!("[batch > 0, {}, {len}]", input.channels),
+            };
+            return Err(LayerError::InputShape {
+                layer: self.first_layer_name(),
+                expected,
+                got: dims.to_vec(),
+            });
+        }
+        Ok(match input.data_format {
+            DataFormat::ChannelsLast => x.swap_dims(1, 2),
+            DataFormat::ChannelsFirst => x,
+        })
+    }
+
+    fn leave(&self, y: Value) -> Value {
+        match (y, self.spec.input.data_format) {
+            (Value::Seq(t), DataFormat::ChannelsLast) => Value::Seq(t.swap_dims(1, 2)),
+            (y, _) => y,
+        }
+    }
+
+    /// Runs the model in `mode`. 3-D outputs come back in the input's data format.
+    pub fn forward_mode(&self, x: Tensor<3>, mode: Mode) -> Result<Value, LayerError> {
+        let mut value = Value::Seq(self.enter(x)?);
+        for layer in &self.layers {
+            value = layer.forward(value, mode)?;
+        }
+        Ok(self.leave(value))
+    }
+
+    /// Inference forward (Keras `model(x, training=False)`).
+    pub fn forward(&self, x: Tensor<3>) -> Result<Value, LayerError> {
+        self.forward_mode(x, Mode::Inference)
+    }
+
+    /// Training forward (Keras `model(x, training=True)`): batch statistics, dropout; frozen
+    /// layers still infer.
+    pub fn forward_train(&self, x: Tensor<3>) -> Result<Value, LayerError> {
+        self.forward_mode(x, Mode::Training)
+    }
+
+    /// Runs the layers up to and including `name`, in inference mode, returning that layer's
+    /// output (channels-first for sequences). Used by diagnostics.
+    pub fn forward_until(&self, x: Tensor<3>, name: &str, mode: Mode) -> Result<Value, LayerError> {
+        let mut value = Value::Seq(self.enter(x)?);
+        for layer in &self.layers {
+            value = layer.forward(value, mode)?;
+            if layer.name() == name {
+                return Ok(value);
+            }
+        }
+        Err(LayerError::config(
+            name,
+            "no layer with this name in the model",
+        ))
+    }
+
+    /// The index of the layer called `name`.
+    pub fn layer_index(&self, name: &str) -> Option<usize> {
+        self.layers.iter().position(|l| l.name() == name)
+    }
+
+    /// Freezes one layer (no gradients; BatchNorm and Dropout run in inference mode).
+    pub fn freeze_layer(mut self, name: &str) -> Result<Self, LayerError> {
+        let i = self
+            .layer_index(name)
+            .ok_or_else(|| LayerError::config(name, "no layer with this name in the model"))?;
+        let layer = self.layers.remove(i).freeze();
+        self.layers.insert(i, layer);
+        Ok(self)
+    }
+
+    /// Unfreezes one layer.
+    pub fn unfreeze_layer(mut self, name: &str) -> Result<Self, LayerError> {
+        let i = self
+            .layer_index(name)
+            .ok_or_else(|| LayerError::config(name, "no layer with this name in the model"))?;
+        let layer = self.layers.remove(i).unfreeze();
+        self.layers.insert(i, layer);
+        Ok(self)
+    }
+
+    /// Keras-style `model.summary()`: layer (type), output shape, parameter count, total.
+    pub fn summary(&self) -> String {
+        let format = self.spec.input.data_format;
+        let rows: Vec<(String, String, usize)> = self
+            .layers
+            .iter()
+            .zip(&self.spec.layers)
+            .zip(&self.shapes)
+            .map(|((layer, spec), shape)| {
+                (
+                    format!("{} ({})", spec.name, spec.config.keras_class()),
+                    shape.keras_text(format),
+                    trainable_count(layer) + non_trainable_count(layer),
+                )
+            })
+            .collect();
+        let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(12);
+        let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(12);
+        let total: usize = rows.iter().map(|r| r.2).sum();
+        let non_trainable: usize = self.layers.iter().map(non_trainable_count).sum();
+        let trainable = total - non_trainable;
+        let rule = "-".repeat(w0 + w1 + 16);
+        let mut out = String::from("Model: \"sequential\"\n");
+        out += &format!(
+            "{rule}\n{:<w0$}  {:<w1$}  {:>10}\n{rule}\n",
+            "Layer (type)", "Output Shape", "Param #"
+        );
+        for (name, shape, params) in &rows {
+            out += &format!("{name:<w0$}  {shape:<w1$}  {params:>10}\n");
+        }
+        out += &format!(
+            "{rule}\nTotal params: {}\nTrainable params: {}\nNon-trainable params: {}\n",
+            total, trainable, non_trainable
+        );
+        out
+    }
+}
+
+/// Parameters that learn: weights, biases, gamma and beta (Keras counts moving statistics as
+/// non-trainable).
+fn trainable_count(layer: &Layer) -> usize {
+    match layer {
+        Layer::Conv1d(l) => l.weight.num_params() + l.bias.as_ref().map_or(0, |b| b.num_params()),
+        Layer::Dense(l) => l.weight.num_params() + l.bias.as_ref().map_or(0, |b| b.num_params()),
+        Layer::BatchNorm1d(l) => {
+            l.gamma.as_ref().map_or(0, |g| g.num_params())
+                + l.beta.as_ref().map_or(0, |b| b.num_params())
+        }
+        _ => 0,
+    }
+}
+
+fn non_trainable_count(layer: &Layer) -> usize {
+    match layer {
+        Layer::BatchNorm1d(l) => 2 * l.channels(),
+        _ => 0,
+    }
+}
+
+/// A convenience for stacks built in code: `ModelSpec::new(input).push(...)`.
+pub fn keras_ex1(channels: usize, length: usize) -> ModelSpec {
+    ModelSpec::new(InputSpec::new(channels).with_length(length))
+        .push(LayerConfig::Conv1d(
+            Conv1dConfig::new(32, 3).with_activation(Activation::Relu),
+        ))
+        .push(LayerConfig::BatchNorm1d(BatchNormConfig::keras()))
+        .push(LayerConfig::GlobalMaxPool1d)
+}
+
+/// The seed's Example 3 stack: Conv1D(16, 3, relu) → Conv1D(32, 1, relu) → BatchNorm → GMP.
+pub fn keras_ex3(channels: usize, length: usize) -> ModelSpec {
+    ModelSpec::new(InputSpec::new(channels).with_length(length))
+        .push(LayerConfig::Conv1d(
+            Conv1dConfig::new(16, 3).with_activation(Activation::Relu),
+        ))
+        .push(LayerConfig::Conv1d(
+            Conv1dConfig::new(32, 1).with_activation(Activation::Relu),
+        ))
+        .push(LayerConfig::BatchNorm1d(BatchNormConfig::keras()))
+        .push(LayerConfig::GlobalMaxPool1d)
+}

@@ -1,0 +1,6 @@
+//! Integration tests for widen-layers: one binary (each test binary links Burn).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod keras;
+mod stacks;

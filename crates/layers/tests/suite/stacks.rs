@@ -1,0 +1,216 @@
+//! Random stacks: valid ones never panic and match the inferred shapes; invalid ones and bad
+//! inputs return errors.
+
+use burn::tensor::Device;
+use proptest::prelude::*;
+use widen_layers::{
+    Activation, BatchNormConfig, Conv1dConfig, DenseConfig, DropoutConfig, FeatureShape, InputSpec,
+    LayerConfig, LayerError, ModelSpec, PaddingMode, PoolConfig, Sequential, keras_ex1,
+};
+
+use crate::common::{pseudo_random, tensor3};
+
+fn padding() -> impl Strategy<Value = PaddingMode> {
+    prop_oneof![
+        Just(PaddingMode::Valid),
+        Just(PaddingMode::Same),
+        Just(PaddingMode::Causal)
+    ]
+}
+
+fn seq_layer() -> impl Strategy<Value = LayerConfig> {
+    prop_oneof![
+        (
+            1usize..6,
+            1usize..5,
+            1usize..3,
+            1usize..3,
+            padding(),
+            1usize..3
+        )
+            .prop_map(|(f, k, s, d, p, g)| LayerConfig::Conv1d(
+                Conv1dConfig::new(f * g, k)
+                    .with_strides(s)
+                    .with_dilation_rate(d)
+                    .with_padding(p)
+                    .with_groups(g)
+                    .with_activation(Activation::Relu)
+            )),
+        Just(LayerConfig::BatchNorm1d(BatchNormConfig::keras())),
+        (
+            1usize..4,
+            1usize..3,
+            prop_oneof![Just(PaddingMode::Valid), Just(PaddingMode::Same)]
+        )
+            .prop_map(|(p, s, pad)| LayerConfig::MaxPool1d(
+                PoolConfig::new(p).with_strides(s).with_padding(pad)
+            )),
+        (
+            1usize..4,
+            prop_oneof![Just(PaddingMode::Valid), Just(PaddingMode::Same)]
+        )
+            .prop_map(|(p, pad)| LayerConfig::AvgPool1d(PoolConfig::new(p).with_padding(pad))),
+        Just(LayerConfig::Activation(Activation::Gelu)),
+        Just(LayerConfig::Dropout(DropoutConfig { rate: 0.25 })),
+    ]
+}
+
+fn head() -> impl Strategy<Value = Vec<LayerConfig>> {
+    prop_oneof![
+        Just(vec![]),
+        Just(vec![LayerConfig::GlobalMaxPool1d]),
+        (1usize..5).prop_map(|u| vec![
+            LayerConfig::GlobalAvgPool1d,
+            LayerConfig::Dense(DenseConfig::new(u).with_activation(Activation::Softmax))
+        ]),
+        (1usize..5).prop_map(|u| vec![
+            LayerConfig::Flatten,
+            LayerConfig::Dense(DenseConfig::new(u))
+        ]),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Whatever the stack, building either fails with an error or gives a model whose outputs
+    /// have exactly the inferred shape; nothing panics, in inference or training mode.
+    #[test]
+    fn random_stacks_never_panic(
+        channels in 1usize..6,
+        length in 1usize..24,
+        batch in 1usize..4,
+        body in proptest::collection::vec(seq_layer(), 0..4),
+        head in head(),
+        seed in any::<u64>(),
+    ) {
+        let device = Device::flex();
+        let mut spec = ModelSpec::new(InputSpec::new(channels).with_length(length));
+        for layer in body.into_iter().chain(head) {
+            spec = spec.push(layer);
+        }
+        let Ok(model) = Sequential::new(spec.clone(), seed, &device) else {
+            // Refused at build time; shape inference must agree.
+            prop_assert!(spec.infer_shapes().is_err());
+            return Ok(());
+        };
+        let x = tensor3(&pseudo_random(batch * length * channels, seed), [batch, length, channels], &device);
+        for y in [model.forward(x.clone()), model.forward_train(x)] {
+            let y = y.unwrap();
+            let want = match model.output_shape() {
+                FeatureShape::Seq { channels, length } => vec![batch, length.unwrap(), channels],
+                FeatureShape::Flat { features } => vec![batch, features],
+            };
+            prop_assert_eq!(y.dims(), want);
+        }
+    }
+
+    /// Wrong channel counts and lengths are errors that name the first layer.
+    #[test]
+    fn wrong_inputs_are_errors(channels in 1usize..12, length in 3usize..30, extra in 1usize..8) {
+        let device = Device::flex();
+        let model = Sequential::new(keras_ex1(channels, length), 1, &device).unwrap();
+        let x = tensor3(&pseudo_random(2 * length * (channels + extra), 3), [2, length, channels + extra], &device);
+        match model.forward(x) {
+            Err(LayerError::ChannelMismatch { layer, expected, got }) => {
+                prop_assert_eq!(layer, "conv1d");
+                prop_assert_eq!(expected, channels);
+                prop_assert_eq!(got, channels + extra);
+            }
+            other => prop_assert!(false, "expected a channel mismatch, got {:?}", other.map(|v| v.dims())),
+        }
+        let x = tensor3(&pseudo_random(2 * (length + 1) * channels, 3), [2, length + 1, channels], &device);
+        let is_shape = matches!(model.forward(x), Err(LayerError::InputShape { .. }));
+        prop_assert!(is_shape);
+    }
+}
+
+#[test]
+fn impossible_stacks_are_refused_at_build_time() {
+    let device = Device::flex();
+    let input = InputSpec::new(8).with_length(5);
+    let cases: Vec<(&str, ModelSpec)> = vec![
+        (
+            "kernel longer than input",
+            ModelSpec::new(input).push(LayerConfig::Conv1d(Conv1dConfig::new(4, 7))),
+        ),
+        (
+            "groups do not divide channels",
+            ModelSpec::new(input).push(LayerConfig::Conv1d(Conv1dConfig::new(6, 3).with_groups(3))),
+        ),
+        (
+            "stride with dilation",
+            ModelSpec::new(input).push(LayerConfig::Conv1d(
+                Conv1dConfig::new(4, 2)
+                    .with_strides(2)
+                    .with_dilation_rate(2),
+            )),
+        ),
+        (
+            "zero filters",
+            ModelSpec::new(input).push(LayerConfig::Conv1d(Conv1dConfig::new(0, 3))),
+        ),
+        (
+            "dense on a sequence",
+            ModelSpec::new(input).push(LayerConfig::Dense(DenseConfig::new(3))),
+        ),
+        (
+            "pool after flatten",
+            ModelSpec::new(input)
+                .push(LayerConfig::Flatten)
+                .push(LayerConfig::GlobalMaxPool1d),
+        ),
+        (
+            "bad dropout",
+            ModelSpec::new(input).push(LayerConfig::Dropout(DropoutConfig { rate: 1.0 })),
+        ),
+        (
+            "bad momentum",
+            ModelSpec::new(input).push(LayerConfig::BatchNorm1d(
+                BatchNormConfig::keras().with_momentum(f64::NAN),
+            )),
+        ),
+        (
+            "flatten on variable length",
+            ModelSpec::new(InputSpec::new(8)).push(LayerConfig::Flatten),
+        ),
+        (
+            "causal pooling",
+            ModelSpec::new(input).push(LayerConfig::MaxPool1d(
+                PoolConfig::new(2).with_padding(PaddingMode::Causal),
+            )),
+        ),
+        ("zero channels", ModelSpec::new(InputSpec::new(0))),
+        (
+            "duplicate names",
+            ModelSpec::new(input)
+                .push_named("a", LayerConfig::Flatten)
+                .push_named("a", LayerConfig::Dense(DenseConfig::new(2))),
+        ),
+    ];
+    for (what, spec) in cases {
+        assert!(
+            spec.infer_shapes().is_err(),
+            "{what}: inference accepted it"
+        );
+        assert!(
+            Sequential::new(spec, 0, &device).is_err(),
+            "{what}: build accepted it"
+        );
+    }
+}
+
+#[test]
+fn summary_lists_layers_and_counts_parameters() {
+    let device = Device::flex();
+    let model = Sequential::new(keras_ex1(8, 50), 0, &device).unwrap();
+    let s = model.summary();
+    // Keras: conv 3·8·32 + 32 = 800; BN 2·32 trainable + 2·32 non-trainable.
+    assert!(
+        s.contains("conv1d (Conv1D)") && s.contains("(None, 48, 32)"),
+        "{s}"
+    );
+    assert!(s.contains("Total params: 928"), "{s}");
+    assert!(s.contains("Trainable params: 864"), "{s}");
+    assert!(s.contains("Non-trainable params: 64"), "{s}");
+}
