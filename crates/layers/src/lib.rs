@@ -17,6 +17,7 @@ mod conv1d;
 mod dense;
 mod error;
 mod misc;
+mod normalization;
 mod pooling;
 mod sequential;
 mod shape;
@@ -28,6 +29,7 @@ pub use conv1d::{Conv1d, Conv1dConfig, PaddingMode};
 pub use dense::{Dense, DenseConfig};
 pub use error::LayerError;
 pub use misc::{ActivationLayer, Dropout, DropoutConfig, Flatten};
+pub use normalization::{Normalization, NormalizationConfig};
 pub use pooling::{AvgPool1d, GlobalAvgPool1d, GlobalMaxPool1d, MaxPool1d, PoolConfig};
 pub use sequential::{
     InputSpec, Layer, LayerConfig, LayerSpec, ModelSpec, Sequential, keras_ex1, keras_ex3,

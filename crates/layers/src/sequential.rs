@@ -9,7 +9,8 @@ use widen_ops::conv_output;
 use crate::{
     Activation, ActivationLayer, AvgPool1d, BatchNorm1d, BatchNormConfig, Conv1d, Conv1dConfig,
     DataFormat, Dense, DenseConfig, Dropout, DropoutConfig, FeatureShape, Flatten, GlobalAvgPool1d,
-    GlobalMaxPool1d, LayerError, MaxPool1d, Mode, PoolConfig, Value, param_seed,
+    GlobalMaxPool1d, LayerError, MaxPool1d, Mode, Normalization, NormalizationConfig, PoolConfig,
+    Value, param_seed,
 };
 
 /// What the model accepts: channels (fixed), length (fixed or variable) and layout.
@@ -70,6 +71,8 @@ pub enum LayerConfig {
     Flatten,
     /// Keras `Activation`.
     Activation(Activation),
+    /// Keras `Normalization` (per-channel standardisation, not trained).
+    Normalization(NormalizationConfig),
 }
 
 impl LayerConfig {
@@ -86,6 +89,7 @@ impl LayerConfig {
             Self::Dropout(_) => "Dropout",
             Self::Flatten => "Flatten",
             Self::Activation(_) => "Activation",
+            Self::Normalization(_) => "Normalization",
         }
     }
 
@@ -102,6 +106,7 @@ impl LayerConfig {
             Self::Dropout(_) => "dropout",
             Self::Flatten => "flatten",
             Self::Activation(_) => "activation",
+            Self::Normalization(_) => "normalization",
         }
     }
 }
@@ -280,6 +285,11 @@ fn next_shape(
             a.validate().map_err(|r| LayerError::config(name, r))?;
             shape
         }
+        LayerConfig::Normalization(c) => {
+            let (channels, _) = need_seq(name, shape)?;
+            c.validate(name, channels)?;
+            shape
+        }
     })
 }
 
@@ -307,6 +317,8 @@ pub enum Layer {
     Flatten(Flatten),
     /// Activation.
     Activation(ActivationLayer),
+    /// Per-channel standardisation.
+    Normalization(Normalization),
 }
 
 impl Layer {
@@ -343,6 +355,7 @@ impl Layer {
                 activation: *a,
                 name: name.to_string(),
             }),
+            LayerConfig::Normalization(c) => Self::Normalization(c.init(name, channels, device)?),
         })
     }
 
@@ -359,6 +372,7 @@ impl Layer {
             Self::Dropout(l) => &l.name,
             Self::Flatten(l) => &l.name,
             Self::Activation(l) => &l.name,
+            Self::Normalization(l) => &l.name,
         }
     }
 
@@ -383,6 +397,7 @@ impl Layer {
             (Self::Flatten(l), Value::Seq(x)) => Value::Flat(l.forward(x)),
             (Self::Activation(l), Value::Seq(x)) => Value::Seq(l.activation.apply(x, 1)),
             (Self::Activation(l), Value::Flat(x)) => Value::Flat(l.activation.apply(x, 1)),
+            (Self::Normalization(l), Value::Seq(x)) => Value::Seq(l.forward(x)?),
             (Self::Dense(_), x) => return Err(wrong(&x, "[batch, features]")),
             (_, x) => return Err(wrong(&x, "[batch, channels, length]")),
         })
@@ -607,6 +622,7 @@ fn trainable_count(layer: &Layer) -> usize {
 fn non_trainable_count(layer: &Layer) -> usize {
     match layer {
         Layer::BatchNorm1d(l) => 2 * l.channels(),
+        Layer::Normalization(l) => 2 * l.channels(),
         _ => 0,
     }
 }

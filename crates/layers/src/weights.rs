@@ -77,6 +77,19 @@ fn set_param<const D: usize>(
     Ok(())
 }
 
+/// Like `set_param`, for statistics that are never trained.
+fn set_fixed(
+    slot: &mut Param<Tensor<1>>,
+    layer: &str,
+    param: &str,
+    data: TensorData,
+) -> Result<(), LayerError> {
+    set_param(slot, layer, param, data)?;
+    let value = slot.val();
+    *slot = Param::from_tensor(value).set_require_grad(false);
+    Ok(())
+}
+
 fn set_state(
     slot: &mut RunningState<Tensor<1>>,
     layer: &str,
@@ -121,6 +134,10 @@ impl Layer {
                 v.push(info(n, "moving_variance", &c));
                 v
             }
+            Layer::Normalization(l) => {
+                let c = [l.channels()];
+                vec![info(n, "mean", &c), info(n, "variance", &c)]
+            }
             _ => Vec::new(),
         }
     }
@@ -159,6 +176,8 @@ impl Layer {
             (Layer::BatchNorm1d(l), "moving_variance") => {
                 l.moving_variance.value_sync().into_data()
             }
+            (Layer::Normalization(l), "mean") => l.mean.val().into_data(),
+            (Layer::Normalization(l), "variance") => l.variance.val().into_data(),
             _ => return Err(unknown(n, param)),
         };
         Ok(data)
@@ -199,6 +218,8 @@ impl Layer {
             (Layer::BatchNorm1d(l), "moving_variance") => {
                 set_state(&mut l.moving_variance, n, param, data)
             }
+            (Layer::Normalization(l), "mean") => set_fixed(&mut l.mean, n, param, data),
+            (Layer::Normalization(l), "variance") => set_fixed(&mut l.variance, n, param, data),
             _ => Err(unknown(n, param)),
         }
     }

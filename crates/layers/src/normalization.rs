@@ -1,0 +1,118 @@
+//! `Normalization`: Keras' per-channel standardisation layer, `(x − mean) / sqrt(variance)`.
+//! widen uses it to bring new input channels of another magnitude to the scale the trained
+//! kernels expect (the first cause of erratic training after widening).
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::LayerError;
+
+/// Per-channel statistics. Channels with `variance = 1, mean = 0` pass through unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NormalizationConfig {
+    /// Per-channel mean (empty: zeros).
+    #[serde(default)]
+    pub mean: Vec<f32>,
+    /// Per-channel variance (empty: ones).
+    #[serde(default)]
+    pub variance: Vec<f32>,
+}
+
+impl NormalizationConfig {
+    /// Identity statistics (filled from data or a checkpoint later).
+    pub fn identity() -> Self {
+        Self {
+            mean: Vec::new(),
+            variance: Vec::new(),
+        }
+    }
+
+    /// Checks the statistics against `channels`.
+    pub fn validate(&self, name: &str, channels: usize) -> Result<(), LayerError> {
+        for (what, v) in [("mean", &self.mean), ("variance", &self.variance)] {
+            if !v.is_empty() && v.len() != channels {
+                return Err(LayerError::config(
+                    name,
+                    format!("{what} has {} entries, expected {channels}", v.len()),
+                ));
+            }
+            if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
+                return Err(LayerError::config(name, format!("{what} holds {bad}")));
+            }
+        }
+        if let Some(bad) = self.variance.iter().find(|&&v| v < 0.0) {
+            return Err(LayerError::config(name, format!("variance {bad} < 0")));
+        }
+        Ok(())
+    }
+
+    /// Builds the layer for `channels`.
+    pub fn init(
+        &self,
+        name: &str,
+        channels: usize,
+        device: &Device,
+    ) -> Result<Normalization, LayerError> {
+        self.validate(name, channels)?;
+        let fill = |v: &Vec<f32>, default: f32| {
+            let values = if v.is_empty() {
+                vec![default; channels]
+            } else {
+                v.clone()
+            };
+            Param::from_tensor(Tensor::from_data(
+                TensorData::new(values, [channels]),
+                device,
+            ))
+            .set_require_grad(false)
+        };
+        Ok(Normalization {
+            mean: fill(&self.mean, 0.0),
+            variance: fill(&self.variance, 1.0),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// Keras `Normalization` over the channel axis; its statistics are not trained.
+#[derive(Module, Debug)]
+pub struct Normalization {
+    /// `[channels]`.
+    pub mean: Param<Tensor<1>>,
+    /// `[channels]`.
+    pub variance: Param<Tensor<1>>,
+    /// The layer's name.
+    #[module(skip)]
+    pub name: String,
+}
+
+impl Normalization {
+    /// Channels the layer was built for.
+    pub fn channels(&self) -> usize {
+        self.mean.dims()[0]
+    }
+
+    /// `[batch, channels, length]` → same shape, standardised per channel.
+    pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>, LayerError> {
+        let [b, c, l] = x.dims();
+        if c != self.channels() {
+            return Err(LayerError::ChannelMismatch {
+                layer: self.name.clone(),
+                expected: self.channels(),
+                got: c,
+            });
+        }
+        if b == 0 || l == 0 {
+            return Err(LayerError::InputShape {
+                layer: self.name.clone(),
+                expected: format!("[batch > 0, {c}, length > 0]"),
+                got: vec![b, c, l],
+            });
+        }
+        // Keras: divide by max(sqrt(variance), epsilon) with epsilon = 1e-7 (backend epsilon).
+        let std = self.variance.val().sqrt().clamp_min(1e-7);
+        let mean = self.mean.val().reshape([1, c, 1]);
+        Ok((x - mean) / std.reshape([1, c, 1]))
+    }
+}
