@@ -1,9 +1,43 @@
-//! Expansion adapters: make a trained model accept more input channels, and measure why plain
-//! widening trains erratically.
+//! Expansion adapters: make a trained Conv1D model accept more input channels, and measure why
+//! plain widening trains erratically.
 //!
-//! **Owns (filled by the adapters issue):** zero-pad input, kernel expansion (`Zero`,
-//! `RepeatRescale`, `FanScaled`), `Projection1x1`, `Standardize`, freezing, diagnostics reports,
-//! and atomic checkpoint expansion.
+//! **Owns:** channel placement ([`Placement`]), the strategies ([`Strategy`]: zero slices,
+//! repeat-and-rescale, fan-scaled random slices, a 1×1 projection in front), zero-padded input
+//! ([`ZeroPadInput`]), per-channel standardisation ([`standardize`]), training only what was
+//! added ([`freeze_base`], [`GradientMask`]), diagnostics ([`Report`]) and checkpoint expansion.
 //!
-//! **Must not know:** the study, the CLI, or which backend runs. It depends on `widen-layers`
-//! (and through it on ops and init) only.
+//! **Must not know:** the study, the CLI, or which backend runs. It works on
+//! `widen_layers::Sequential` through its public API (specs and named weights), so a widened
+//! model is an ordinary model: it saves, loads and trains like any other.
+//!
+//! ```
+//! use burn::tensor::Device;
+//! use widen_adapt::{ExpandRequest, Strategy, expand};
+//! use widen_layers::{Sequential, keras_ex1};
+//!
+//! let device = Device::flex();
+//! let base = Sequential::new(keras_ex1(8, 50), 0, &device)?;
+//! let wide = expand(&base, &ExpandRequest::new(32, Strategy::Zero))?;
+//! assert_eq!(wide.model.input().channels, 32);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod diagnostics;
+mod error;
+mod expand;
+mod freeze;
+mod host;
+mod placement;
+mod standardize;
+mod zero_pad;
+
+pub use diagnostics::{
+    ActivationStats, BatchNormShift, ChannelContribution, Drift, GradientNorm, Report,
+    activation_stats, batchnorm_shift, channel_contributions, drift, gradient_norms,
+};
+pub use error::AdaptError;
+pub use expand::{ExpandRequest, Expansion, PROJECTION_LAYER, ProjectionInit, Strategy, expand};
+pub use freeze::{GradientMask, freeze_base, unfreeze_all};
+pub use placement::{ChannelMap, Placement};
+pub use standardize::{STANDARDIZE_LAYER, channel_stats, standardize};
+pub use zero_pad::ZeroPadInput;

@@ -2,7 +2,7 @@
 //! widen uses it to bring new input channels of another magnitude to the scale the trained
 //! kernels expect (the first cause of erratic training after widening).
 
-use burn::module::{Module, Param};
+use burn::module::{Module, RunningState};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -61,11 +61,10 @@ impl NormalizationConfig {
             } else {
                 v.clone()
             };
-            Param::from_tensor(Tensor::from_data(
+            RunningState::new(Tensor::from_data(
                 TensorData::new(values, [channels]),
                 device,
             ))
-            .set_require_grad(false)
         };
         Ok(Normalization {
             mean: fill(&self.mean, 0.0),
@@ -75,13 +74,14 @@ impl NormalizationConfig {
     }
 }
 
-/// Keras `Normalization` over the channel axis; its statistics are not trained.
+/// Keras `Normalization` over the channel axis. Its statistics are state, not parameters: no
+/// gradient reaches them and freezing or unfreezing the model leaves them alone.
 #[derive(Module, Debug)]
 pub struct Normalization {
     /// `[channels]`.
-    pub mean: Param<Tensor<1>>,
+    pub mean: RunningState<Tensor<1>>,
     /// `[channels]`.
-    pub variance: Param<Tensor<1>>,
+    pub variance: RunningState<Tensor<1>>,
     /// The layer's name.
     #[module(skip)]
     pub name: String,
@@ -90,7 +90,7 @@ pub struct Normalization {
 impl Normalization {
     /// Channels the layer was built for.
     pub fn channels(&self) -> usize {
-        self.mean.dims()[0]
+        self.mean.value_sync().dims()[0]
     }
 
     /// `[batch, channels, length]` → same shape, standardised per channel.
@@ -111,8 +111,8 @@ impl Normalization {
             });
         }
         // Keras: divide by max(sqrt(variance), epsilon) with epsilon = 1e-7 (backend epsilon).
-        let std = self.variance.val().sqrt().clamp_min(1e-7);
-        let mean = self.mean.val().reshape([1, c, 1]);
+        let std = self.variance.value_sync().sqrt().clamp_min(1e-7);
+        let mean = self.mean.value_sync().reshape([1, c, 1]);
         Ok((x - mean) / std.reshape([1, c, 1]))
     }
 }

@@ -542,6 +542,23 @@ impl Sequential {
         ))
     }
 
+    /// Runs the model and returns the model input (channels-first, named `"input"`) followed
+    /// by every layer's output (sequences channels-first), for diagnostics.
+    pub fn forward_trace(
+        &self,
+        x: Tensor<3>,
+        mode: Mode,
+    ) -> Result<Vec<(String, Value)>, LayerError> {
+        let mut value = Value::Seq(self.enter(x)?);
+        let mut trace = Vec::with_capacity(self.layers.len() + 1);
+        trace.push(("input".to_string(), value.clone()));
+        for layer in &self.layers {
+            value = layer.forward(value, mode)?;
+            trace.push((layer.name().to_string(), value.clone()));
+        }
+        Ok(trace)
+    }
+
     /// The index of the layer called `name`.
     pub fn layer_index(&self, name: &str) -> Option<usize> {
         self.layers.iter().position(|l| l.name() == name)

@@ -77,26 +77,13 @@ fn set_param<const D: usize>(
     Ok(())
 }
 
-/// Like `set_param`, for statistics that are never trained.
-fn set_fixed(
-    slot: &mut Param<Tensor<1>>,
-    layer: &str,
-    param: &str,
-    data: TensorData,
-) -> Result<(), LayerError> {
-    set_param(slot, layer, param, data)?;
-    let value = slot.val();
-    *slot = Param::from_tensor(value).set_require_grad(false);
-    Ok(())
-}
-
 fn set_state(
     slot: &mut RunningState<Tensor<1>>,
     layer: &str,
     param: &str,
     data: TensorData,
 ) -> Result<(), LayerError> {
-    let value = slot.value();
+    let value = slot.value_sync();
     let t = upload(layer, param, data, value.dims(), &value.device())?;
     *slot = RunningState::new(t);
     Ok(())
@@ -176,8 +163,8 @@ impl Layer {
             (Layer::BatchNorm1d(l), "moving_variance") => {
                 l.moving_variance.value_sync().into_data()
             }
-            (Layer::Normalization(l), "mean") => l.mean.val().into_data(),
-            (Layer::Normalization(l), "variance") => l.variance.val().into_data(),
+            (Layer::Normalization(l), "mean") => l.mean.value_sync().into_data(),
+            (Layer::Normalization(l), "variance") => l.variance.value_sync().into_data(),
             _ => return Err(unknown(n, param)),
         };
         Ok(data)
@@ -218,8 +205,8 @@ impl Layer {
             (Layer::BatchNorm1d(l), "moving_variance") => {
                 set_state(&mut l.moving_variance, n, param, data)
             }
-            (Layer::Normalization(l), "mean") => set_fixed(&mut l.mean, n, param, data),
-            (Layer::Normalization(l), "variance") => set_fixed(&mut l.variance, n, param, data),
+            (Layer::Normalization(l), "mean") => set_state(&mut l.mean, n, param, data),
+            (Layer::Normalization(l), "variance") => set_state(&mut l.variance, n, param, data),
             _ => Err(unknown(n, param)),
         }
     }
