@@ -200,18 +200,18 @@ fn device_of(model: &Sequential) -> Result<Device, AdaptError> {
 }
 
 /// Builds `spec` and copies every tensor of `from` whose layer still exists with the same
-/// shape, except those in `skip`.
+/// shape, except the `(layer, param)` pairs in `skip` (the caller sets those).
 fn rebuild(
     from: &Sequential,
     spec: ModelSpec,
-    skip: &[&str],
+    skip: &[(&str, &str)],
     seed: u64,
     device: &Device,
 ) -> Result<Sequential, AdaptError> {
     let mut model = Sequential::new(spec, seed, device)?;
     let targets = model.weight_infos();
     for info in from.weight_infos() {
-        if skip.contains(&info.layer.as_str()) {
+        if skip.contains(&(info.layer.as_str(), info.param.as_str())) {
             continue;
         }
         if targets
@@ -333,7 +333,7 @@ fn expand_kernel(
     spec.input.channels = c_new;
     // A leading Normalization sees the new width too: old statistics move with their channels,
     // new channels pass through (mean 0, variance 1) until `standardize` calibrates them.
-    let mut skip = vec![name.as_str()];
+    let mut skip = vec![(name.as_str(), "weight")];
     let norm_name;
     let mut norm_stats = None;
     if index == 1
@@ -356,7 +356,8 @@ fn expand_kernel(
             variance: new_var.clone(),
         };
         norm_stats = Some((new_mean, new_var));
-        skip.push(norm_name.as_str());
+        skip.push((norm_name.as_str(), "mean"));
+        skip.push((norm_name.as_str(), "variance"));
     }
     let mut widened = rebuild(model, spec, &skip, request.seed, device)?;
     widened.set_weight(&name, "weight", TensorData::new(new_w, [o, c_new, k]))?;

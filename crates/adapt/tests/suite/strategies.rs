@@ -41,7 +41,12 @@ fn model(
         spec.push(LayerConfig::GlobalMaxPool1d)
     };
     let mut m = Sequential::new(spec, seed, &device).unwrap();
-    // Moving statistics away from (0, 1), as after training.
+    // Biases and moving statistics away from their initial values, as after training.
+    for (layer, n) in [("conv1d", filters), ("conv1d_1", 4)] {
+        let bias: Vec<f32> = pseudo_random(n, seed ^ 7).iter().map(|v| v * 0.3).collect();
+        m.set_weight(layer, "bias", burn::tensor::TensorData::new(bias, [n]))
+            .unwrap();
+    }
     let mean: Vec<f32> = pseudo_random(filters, seed ^ 5)
         .iter()
         .map(|v| v * 0.5)
