@@ -39,16 +39,102 @@ pub enum LayerError {
         #[source]
         source: InitError,
     },
-    /// A checkpoint could not be read or written.
+    /// A checkpoint could not be read or written for a reason no narrower variant covers
+    /// (a target that is not a directory, a directory that is not a checkpoint, ...).
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: String, reason: String },
-    /// A weight tensor in a checkpoint has the wrong shape or is missing.
+    /// A checkpoint directory or one of its files does not exist.
+    #[error("checkpoint {path}: {what} not found")]
+    CheckpointNotFound { path: String, what: String },
+    /// The operating system refused a checkpoint read or write.
+    #[error("checkpoint {path}: {source}")]
+    CheckpointIo {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `model.json` is not JSON, not a widen model, or lacks a required field.
+    #[error("checkpoint {path}: {reason}")]
+    ModelJson { path: String, reason: String },
+    /// `model.json` declares a format version this build cannot read.
+    #[error(
+        "checkpoint {path}: format version {found} is not supported (this build reads version {supported})"
+    )]
+    CheckpointVersion {
+        path: String,
+        found: String,
+        supported: u32,
+    },
+    /// One layer of the architecture in `model.json` cannot be read (an unknown layer type, a
+    /// missing or mistyped field).
+    #[error("checkpoint {path}: layer {index} (`{name}`): {reason}")]
+    LayerSpecJson {
+        path: String,
+        index: usize,
+        name: String,
+        reason: String,
+    },
+    /// The architecture in `model.json` parses but does not build (or, on save, disagrees with
+    /// the model's tensors).
+    #[error("checkpoint {path}: invalid architecture: {source}")]
+    InvalidSpec {
+        path: String,
+        #[source]
+        source: Box<LayerError>,
+    },
+    /// The weights file is truncated or is not a valid container of its format.
+    #[error("checkpoint {path}: corrupt weights file: {reason}")]
+    CorruptWeights { path: String, reason: String },
+    /// The weights file lacks a tensor the architecture needs.
+    #[error("checkpoint {path}: tensor `{tensor}` (expected shape {expected:?}) is missing")]
+    MissingTensor {
+        path: String,
+        tensor: String,
+        expected: Vec<usize>,
+    },
+    /// The weights file holds a tensor the architecture has no place for.
+    #[error(
+        "checkpoint {path}: unexpected tensor `{tensor}` with shape {shape:?} (not in the architecture)"
+    )]
+    UnexpectedTensor {
+        path: String,
+        tensor: String,
+        shape: Vec<usize>,
+    },
+    /// A weight tensor has the wrong shape.
     #[error("checkpoint {path}: tensor `{tensor}`: expected shape {expected:?}, got {got}")]
     WeightShape {
         path: String,
         tensor: String,
         expected: Vec<usize>,
         got: String,
+    },
+    /// A stored tensor has an element type widen does not read (only F32 and F64).
+    #[error("checkpoint {path}: tensor `{tensor}` has dtype {dtype}, expected F32 or F64")]
+    WeightDtype {
+        path: String,
+        tensor: String,
+        dtype: String,
+    },
+    /// A stored tensor's bytes do not match the CRC-32 recorded beside them.
+    #[error(
+        "checkpoint {path}: tensor `{tensor}` fails its CRC-32 check (recorded {recorded}, computed {computed}): the data is corrupt"
+    )]
+    WeightChecksum {
+        path: String,
+        tensor: String,
+        recorded: String,
+        computed: String,
+    },
+    /// A tensor holds NaN or an infinity.
+    #[error(
+        "checkpoint {path}: tensor `{tensor}` holds the non-finite value {value} at flat index {index}"
+    )]
+    NonFiniteWeight {
+        path: String,
+        tensor: String,
+        index: usize,
+        value: f32,
     },
 }
 

@@ -13,6 +13,7 @@
 
 mod activation;
 mod batch_norm;
+pub mod checkpoint;
 mod conv1d;
 mod dense;
 mod error;
@@ -25,6 +26,7 @@ mod weights;
 
 pub use activation::Activation;
 pub use batch_norm::{BatchNorm1d, BatchNormConfig, MomentumOn};
+pub use checkpoint::{CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MODEL_FILE, WeightFormat};
 pub use conv1d::{Conv1d, Conv1dConfig, PaddingMode};
 pub use dense::{Dense, DenseConfig};
 pub use error::LayerError;

@@ -69,7 +69,9 @@ pub enum LayerConfig {
     Dropout(DropoutConfig),
     /// Keras `Flatten`.
     Flatten,
-    /// Keras `Activation`.
+    /// Keras `Activation`. Stored as `"activation": {"name": ...}`: flattened into the layer
+    /// spec, the function's own `name` tag would overwrite the layer's name.
+    #[serde(with = "activation_field")]
     Activation(Activation),
     /// Keras `Normalization` (per-channel standardisation, not trained).
     Normalization(NormalizationConfig),
@@ -108,6 +110,26 @@ impl LayerConfig {
             Self::Activation(_) => "activation",
             Self::Normalization(_) => "normalization",
         }
+    }
+}
+
+/// (De)serialises `LayerConfig::Activation`'s payload nested under `activation`.
+mod activation_field {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::Activation;
+
+    #[derive(Serialize, Deserialize)]
+    struct Field<T> {
+        activation: T,
+    }
+
+    pub fn serialize<S: Serializer>(activation: &Activation, s: S) -> Result<S::Ok, S::Error> {
+        Field { activation }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Activation, D::Error> {
+        Field::<Activation>::deserialize(d).map(|f| f.activation)
     }
 }
 

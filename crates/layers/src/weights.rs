@@ -52,9 +52,9 @@ fn upload<const D: usize>(
             got: format!("{:?}", data.shape().as_slice()),
         });
     }
+    // The fallible conversion: `convert` panics on a dtype it cannot cast.
     let values = data
-        .convert::<f32>()
-        .try_to_vec::<f32>()
+        .try_to_vec_as::<f32>()
         .map_err(|e| LayerError::config(layer, format!("tensor `{param}` unreadable: {e:?}")))?;
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(LayerError::config(

@@ -1,6 +1,8 @@
 //! Integration tests for widen-layers: one binary (each test binary links Burn).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod checkpoint;
 mod common;
 mod keras;
 mod stacks;
+mod training;

@@ -10,7 +10,7 @@ use widen_layers::{
 
 use crate::common::{pseudo_random, tensor3};
 
-fn padding() -> impl Strategy<Value = PaddingMode> {
+pub(crate) fn padding() -> impl Strategy<Value = PaddingMode> {
     prop_oneof![
         Just(PaddingMode::Valid),
         Just(PaddingMode::Same),
@@ -18,7 +18,7 @@ fn padding() -> impl Strategy<Value = PaddingMode> {
     ]
 }
 
-fn seq_layer() -> impl Strategy<Value = LayerConfig> {
+pub(crate) fn seq_layer() -> impl Strategy<Value = LayerConfig> {
     prop_oneof![
         (
             1usize..6,
@@ -55,7 +55,7 @@ fn seq_layer() -> impl Strategy<Value = LayerConfig> {
     ]
 }
 
-fn head() -> impl Strategy<Value = Vec<LayerConfig>> {
+pub(crate) fn head() -> impl Strategy<Value = Vec<LayerConfig>> {
     prop_oneof![
         Just(vec![]),
         Just(vec![LayerConfig::GlobalMaxPool1d]),
