@@ -1,13 +1,15 @@
-//! The `widen` command. Parsing and printing only: the work lives in the library crates.
+//! The `widen` command. Parsing and printing only: the work lives in the library crates and in
+//! this package's library (`widen_cli`).
 //!
 //! **Must not know:** how layers or strategies compute; it calls the `widen` facade.
 
+mod commands;
 mod demo;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use widen::BackendKind;
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Widen trained Conv1D models to more input channels without erratic training.
 #[derive(Debug, Parser)]
@@ -15,6 +17,19 @@ use widen::BackendKind;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Expansion strategies on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// New kernel slices at zero (function preserving).
+    Zero,
+    /// Repeat the trained slices and rescale (timm's adapt_input_conv).
+    Repeat,
+    /// Random new slices for the widened fan (He normal), old slices rescaled.
+    Fan,
+    /// A 1x1 projection from the new width to the old, identity-initialised.
+    Projection,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,23 +44,58 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
-}
-
-fn backend(name: Option<&str>) -> Result<BackendKind, String> {
-    match name {
-        Some(name) => name.parse().map_err(|e| format!("{e}")),
-        None => BackendKind::from_env().map_err(|e| format!("{e}")),
-    }
+    /// Train a base model on the old channels, widen it with every strategy, fine-tune, and
+    /// write a Markdown table, a JSON file and a loss-curve plot.
+    Study(Box<commands::StudyArgs>),
+    /// Print a saved model's layers, output shapes and parameter counts.
+    Summary {
+        /// Model directory (model.json + weights).
+        #[arg(long)]
+        model: PathBuf,
+        /// Backend.
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// Widen a saved model to more input channels and save it to a new directory.
+    Expand(Box<commands::ExpandArgs>),
+    /// Run a saved model on a .npy input and write the output as .npy.
+    Predict {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Input `[batch, length, channels]` (Keras layout), float32 or float64 .npy.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output .npy (float32).
+        #[arg(long)]
+        output: PathBuf,
+        /// The input is `[batch, channels, length]`.
+        #[arg(long)]
+        channels_first: bool,
+        /// Backend.
+        #[arg(long)]
+        backend: Option<String>,
+    },
 }
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Demo { backend: b, seed } => {
-            let kind = backend(b.as_deref())?;
+        Command::Demo { backend, seed } => {
+            let kind = commands::backend(backend.as_deref())?;
             let device = kind.device().map_err(|e| e.to_string())?;
             print!("{}", demo::run(&device, kind, seed)?);
             Ok(())
         }
+        Command::Study(args) => commands::study(*args),
+        Command::Summary { model, backend } => commands::summary(&model, backend.as_deref()),
+        Command::Expand(args) => commands::expand(*args),
+        Command::Predict {
+            model,
+            input,
+            output,
+            channels_first,
+            backend,
+        } => commands::predict(&model, &input, &output, channels_first, backend.as_deref()),
     }
 }
 

@@ -1,0 +1,245 @@
+//! One function per subcommand: turn arguments into library calls and results into text.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use widen::BackendKind;
+use widen_cli::data::SyntheticConfig;
+use widen_cli::study::{self, Progress, StudyConfig};
+
+use crate::StrategyArg;
+
+/// Resolves `--backend` (or `WIDEN_BACKEND`, or the default).
+pub fn backend(name: Option<&str>) -> Result<BackendKind, String> {
+    match name {
+        Some(name) => name.parse().map_err(|e| format!("{e}")),
+        None => BackendKind::from_env().map_err(|e| format!("{e}")),
+    }
+}
+
+/// `widen study` options.
+#[derive(Debug, Args)]
+pub struct StudyArgs {
+    /// Output directory for study.md, study.json and loss_curves.svg.
+    #[arg(long, default_value = "widen-study")]
+    pub out: PathBuf,
+    /// Seeds (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// Phase-1 (base model) steps.
+    #[arg(long, default_value_t = 120)]
+    pub base_steps: usize,
+    /// Phase-2 (fine-tuning) steps per variant.
+    #[arg(long, default_value_t = 60)]
+    pub steps: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Adam learning rate of the base model.
+    #[arg(long, default_value_t = 1e-2)]
+    pub lr: f64,
+    /// Adam learning rate of fine-tuning.
+    #[arg(long, default_value_t = 3e-3)]
+    pub finetune_lr: f64,
+    /// Only these variants (comma-separated names, e.g. zero,zero+std,projection).
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Vec<String>,
+    /// Scenarios to run (real, controlled).
+    #[arg(long, value_delimiter = ',', default_value = "real,controlled")]
+    pub scenarios: Vec<String>,
+    /// Real-sensor scenario from a UEA .ts training file instead of the embedded BasicMotions.
+    #[arg(long, requires_all = ["test", "old_channels"])]
+    pub train: Option<PathBuf>,
+    /// The matching .ts test file.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// With --train/--test: how many leading channels are old.
+    #[arg(long)]
+    pub old_channels: Option<usize>,
+    /// Controlled scenario: old channels.
+    #[arg(long, default_value_t = 8)]
+    pub c_old: usize,
+    /// Controlled scenario: all channels after widening.
+    #[arg(long, default_value_t = 32)]
+    pub c_new: usize,
+    /// Controlled scenario: series length.
+    #[arg(long, default_value_t = 50)]
+    pub length: usize,
+    /// Controlled scenario: factor on the new channels.
+    #[arg(long, default_value_t = 10.0)]
+    pub scale: f32,
+    /// Controlled scenario: offset of the new channels.
+    #[arg(long, default_value_t = 5.0)]
+    pub offset: f32,
+    /// Controlled scenario: training cases.
+    #[arg(long, default_value_t = 200)]
+    pub train_cases: usize,
+    /// Controlled scenario: test cases.
+    #[arg(long, default_value_t = 100)]
+    pub test_cases: usize,
+    /// Backend.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+struct Bars {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress for Bars {
+    fn start(&mut self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+        }
+    }
+    fn run(&mut self, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(message.to_string());
+        }
+    }
+    fn step(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+}
+
+/// `widen study`.
+pub fn study(args: StudyArgs) -> Result<(), String> {
+    let kind = backend(args.backend.as_deref())?;
+    let device = kind.device().map_err(|e| e.to_string())?;
+    let mut config = StudyConfig {
+        seeds: args.seeds.clone(),
+        base_steps: args.base_steps,
+        finetune_steps: args.steps,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        finetune_learning_rate: args.finetune_lr,
+        ..StudyConfig::default()
+    };
+    if !args.strategies.is_empty() {
+        let known: Vec<String> = config.variants.iter().map(|v| v.name.clone()).collect();
+        if let Some(bad) = args.strategies.iter().find(|s| !known.contains(s)) {
+            return Err(format!(
+                "unknown strategy `{bad}`; known: {}",
+                known.join(", ")
+            ));
+        }
+        config
+            .variants
+            .retain(|v| args.strategies.contains(&v.name));
+    }
+    let mut scenarios = Vec::new();
+    for name in &args.scenarios {
+        match name.as_str() {
+            "real" => scenarios.push(
+                match (&args.train, &args.test, args.old_channels) {
+                    (Some(train), Some(test), Some(old)) => study::from_ts_files(train, test, old),
+                    _ => study::real_sensors(),
+                }
+                .map_err(|e| e.to_string())?,
+            ),
+            "controlled" => {
+                let synthetic = SyntheticConfig {
+                    old_channels: args.c_old,
+                    new_channels: args.c_new,
+                    length: args.length,
+                    new_scale: args.scale,
+                    new_offset: args.offset,
+                    cases_train: args.train_cases,
+                    cases_test: args.test_cases,
+                    informative_new: SyntheticConfig::default()
+                        .informative_new
+                        .min(args.c_new.saturating_sub(args.c_old)),
+                    ..SyntheticConfig::default()
+                };
+                scenarios.push(study::controlled(&synthetic).map_err(|e| e.to_string())?);
+            }
+            other => {
+                return Err(format!(
+                    "unknown scenario `{other}` (expected real, controlled)"
+                ));
+            }
+        }
+    }
+    let bar = (!args.quiet).then(|| {
+        let bar = ProgressBar::new(0);
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed_precise} {msg}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut bars = Bars { bar };
+    let result = study::run(&scenarios, &config, &device, kind.name(), &mut bars)
+        .map_err(|e| e.to_string())?;
+    if let Some(bar) = &bars.bar {
+        bar.finish_and_clear();
+    }
+    let files = study::write_outputs(&result, &args.out).map_err(|e| e.to_string())?;
+    println!(
+        "wrote {}, {} and {}",
+        files.markdown.display(),
+        files.json.display(),
+        files.plot.display()
+    );
+    Ok(())
+}
+
+/// `widen expand` options.
+#[derive(Debug, Args)]
+pub struct ExpandArgs {
+    /// Model directory to widen (never modified).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// New input channel count.
+    #[arg(long)]
+    pub to: usize,
+    /// Strategy.
+    #[arg(long, value_enum)]
+    pub strategy: StrategyArg,
+    /// Standardise the new channels with statistics from --sample.
+    #[arg(long, requires = "sample")]
+    pub standardize: bool,
+    /// Data sample (.npy, the model's input layout with the new channel count) for --standardize.
+    #[arg(long)]
+    pub sample: Option<PathBuf>,
+    /// Output directory (written atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed for random slices.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Backend.
+    #[arg(long)]
+    pub backend: Option<String>,
+}
+
+/// `widen summary`.
+pub fn summary(model: &Path, backend_name: Option<&str>) -> Result<(), String> {
+    let _ = (model, backend_name);
+    Err("summary: checkpoints are not wired yet".into())
+}
+
+/// `widen expand`.
+pub fn expand(args: ExpandArgs) -> Result<(), String> {
+    let _ = args;
+    Err("expand: checkpoints are not wired yet".into())
+}
+
+/// `widen predict`.
+pub fn predict(
+    model: &Path,
+    input: &Path,
+    output: &Path,
+    channels_first: bool,
+    backend_name: Option<&str>,
+) -> Result<(), String> {
+    let _ = (model, input, output, channels_first, backend_name);
+    Err("predict: checkpoints are not wired yet".into())
+}
