@@ -22,6 +22,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod checkpoint;
 mod diagnostics;
 mod error;
 mod expand;
@@ -31,6 +32,7 @@ mod placement;
 mod standardize;
 mod zero_pad;
 
+pub use checkpoint::{CheckpointExpansion, expand_checkpoint};
 pub use diagnostics::{
     ActivationStats, BatchNormShift, ChannelContribution, Drift, GradientNorm, Report,
     activation_stats, batchnorm_shift, channel_contributions, drift, gradient_norms,

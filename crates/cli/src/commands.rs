@@ -5,7 +5,12 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use widen::BackendKind;
+use widen::adapt::{ExpandRequest, ProjectionInit, Strategy, expand_checkpoint};
+use widen::burn::tensor::{Device, Tensor, TensorData};
+use widen::init::Initializer;
+use widen::layers::{DataFormat, Sequential, Value};
 use widen_cli::data::SyntheticConfig;
+use widen_cli::npy;
 use widen_cli::study::{self, Progress, StudyConfig};
 
 use crate::StrategyArg;
@@ -28,10 +33,10 @@ pub struct StudyArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     pub seeds: Vec<u64>,
     /// Phase-1 (base model) steps.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 400)]
     pub base_steps: usize,
     /// Phase-2 (fine-tuning) steps per variant.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 150)]
     pub steps: usize,
     /// Batch size.
     #[arg(long, default_value_t = 32)]
@@ -73,10 +78,10 @@ pub struct StudyArgs {
     #[arg(long, default_value_t = 5.0)]
     pub offset: f32,
     /// Controlled scenario: training cases.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 1000)]
     pub train_cases: usize,
     /// Controlled scenario: test cases.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 400)]
     pub test_cases: usize,
     /// Backend.
     #[arg(long)]
@@ -206,9 +211,13 @@ pub struct ExpandArgs {
     /// Standardise the new channels with statistics from --sample.
     #[arg(long, requires = "sample")]
     pub standardize: bool,
-    /// Data sample (.npy, the model's input layout with the new channel count) for --standardize.
+    /// Data sample (.npy, `[batch, length, channels]` with the new channel count) for
+    /// --standardize.
     #[arg(long)]
     pub sample: Option<PathBuf>,
+    /// The sample is `[batch, channels, length]`.
+    #[arg(long)]
+    pub channels_first: bool,
     /// Output directory (written atomically).
     #[arg(long)]
     pub out: PathBuf,
@@ -220,16 +229,118 @@ pub struct ExpandArgs {
     pub backend: Option<String>,
 }
 
+fn load(dir: &Path, backend_name: Option<&str>) -> Result<(Sequential, Device), String> {
+    let kind = backend(backend_name)?;
+    let device = kind.device().map_err(|e| e.to_string())?;
+    let model = Sequential::load(dir, &device).map_err(|e| e.to_string())?;
+    Ok((model, device))
+}
+
+/// Reads a 3-D `.npy` as a tensor in `model_format`, converting from the file's layout.
+fn read_input(
+    path: &Path,
+    channels_first: bool,
+    model_format: DataFormat,
+    device: &Device,
+) -> Result<Tensor<3>, String> {
+    let array = npy::read(path).map_err(|e| e.to_string())?;
+    let [a, b, c] = match array.shape.as_slice() {
+        &[a, b, c] => [a, b, c],
+        other => {
+            let layout = if channels_first {
+                "[batch, channels, length]"
+            } else {
+                "[batch, length, channels]"
+            };
+            return Err(format!(
+                "{}: expected a 3-D array {layout}, got shape {other:?}",
+                path.display()
+            ));
+        }
+    };
+    if let Some(i) = array.values.iter().position(|v| !v.is_finite()) {
+        let count = array.values.iter().filter(|v| !v.is_finite()).count();
+        return Err(format!(
+            "{}: {count} NaN/Inf value(s) in the input, first at flat index {i}; widen needs finite inputs",
+            path.display()
+        ));
+    }
+    let x = Tensor::<3>::from_data(TensorData::new(array.values, [a, b, c]), device);
+    let file_format = if channels_first {
+        DataFormat::ChannelsFirst
+    } else {
+        DataFormat::ChannelsLast
+    };
+    Ok(if file_format == model_format {
+        x
+    } else {
+        x.swap_dims(1, 2)
+    })
+}
+
 /// `widen summary`.
 pub fn summary(model: &Path, backend_name: Option<&str>) -> Result<(), String> {
-    let _ = (model, backend_name);
-    Err("summary: checkpoints are not wired yet".into())
+    let (m, _) = load(model, backend_name)?;
+    let input = m.input();
+    let len = input.length.map_or("any".to_string(), |l| l.to_string());
+    println!(
+        "{}: input {} channels, length {len}, {}",
+        model.display(),
+        input.channels,
+        match input.data_format {
+            DataFormat::ChannelsLast => "channels-last [batch, length, channels]",
+            DataFormat::ChannelsFirst => "channels-first [batch, channels, length]",
+        }
+    );
+    print!("{}", m.summary());
+    Ok(())
 }
 
 /// `widen expand`.
 pub fn expand(args: ExpandArgs) -> Result<(), String> {
-    let _ = args;
-    Err("expand: checkpoints are not wired yet".into())
+    let kind = backend(args.backend.as_deref())?;
+    let device = kind.device().map_err(|e| e.to_string())?;
+    let strategy = match args.strategy {
+        StrategyArg::Zero => Strategy::Zero,
+        StrategyArg::Repeat => Strategy::RepeatRescale,
+        StrategyArg::Fan => Strategy::FanScaled {
+            initializer: Initializer::he_normal(),
+            rescale_old: true,
+        },
+        StrategyArg::Projection => Strategy::Projection {
+            init: ProjectionInit::Identity,
+        },
+    };
+    let request = ExpandRequest::new(args.to, strategy).with_seed(args.seed);
+    let sample = match (&args.sample, args.standardize) {
+        (Some(path), true) => {
+            // The sample is in the widened model's layout: the base model's format.
+            let base = Sequential::load(&args.model, &device).map_err(|e| e.to_string())?;
+            Some(read_input(
+                path,
+                args.channels_first,
+                base.input().data_format,
+                &device,
+            )?)
+        }
+        _ => None,
+    };
+    let done = expand_checkpoint(&args.model, &args.out, &request, sample, &device)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "widened {} → {} input channels ({}, adapted layer `{}`{}); wrote {}",
+        done.old_channels,
+        done.new_channels,
+        args.strategy.name(),
+        done.adapted_layer,
+        if done.standardized {
+            ", new channels standardised"
+        } else {
+            ""
+        },
+        args.out.display()
+    );
+    Ok(())
 }
 
 /// `widen predict`.
@@ -240,6 +351,23 @@ pub fn predict(
     channels_first: bool,
     backend_name: Option<&str>,
 ) -> Result<(), String> {
-    let _ = (model, input, output, channels_first, backend_name);
-    Err("predict: checkpoints are not wired yet".into())
+    let (m, device) = load(model, backend_name)?;
+    let x = read_input(input, channels_first, m.input().data_format, &device)?;
+    let y = m.forward(x).map_err(|e| e.to_string())?;
+    let (shape, data) = match y {
+        Value::Flat(t) => (t.dims().to_vec(), t.into_data()),
+        Value::Seq(t) => {
+            // Sequences come back in the model's format; write them in the input file's layout.
+            let same = (m.input().data_format == DataFormat::ChannelsFirst) == channels_first;
+            let t = if same { t } else { t.swap_dims(1, 2) };
+            (t.dims().to_vec(), t.into_data())
+        }
+    };
+    let values = data
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| format!("reading the output: {e:?}"))?;
+    npy::write(output, &shape, &values).map_err(|e| e.to_string())?;
+    println!("wrote {} with shape {shape:?}", output.display());
+    Ok(())
 }

@@ -4,4 +4,5 @@
 //! testable without a process.
 
 pub mod data;
+pub mod npy;
 pub mod study;

@@ -32,6 +32,18 @@ pub enum StrategyArg {
     Projection,
 }
 
+impl StrategyArg {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Zero => "zero",
+            Self::Repeat => "repeat",
+            Self::Fan => "fan",
+            Self::Projection => "projection",
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the three seed examples: a Conv1D model on 8 channels, the same model fed 32

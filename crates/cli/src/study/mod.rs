@@ -174,8 +174,8 @@ impl Default for StudyConfig {
     fn default() -> Self {
         Self {
             seeds: vec![1, 2, 3],
-            base_steps: 120,
-            finetune_steps: 60,
+            base_steps: 400,
+            finetune_steps: 150,
             batch_size: 32,
             learning_rate: 1e-2,
             finetune_learning_rate: 3e-3,

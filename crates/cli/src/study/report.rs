@@ -26,15 +26,16 @@ pub fn markdown(result: &StudyResult) -> String {
     let c = &result.config;
     let _ = writeln!(
         out,
-        "# widen study\n\nBackend `{}`; seeds {:?}; base {} steps, fine-tune {} steps, batch {}, \
-         Adam lr {}; mean ± std over seeds. A spike is a step whose loss exceeds the best so far \
-         by ×{}.\n",
+        "# widen study\n\nBackend `{}`; seeds {:?}; base {} steps (Adam lr {}), fine-tune {} \
+         steps (Adam lr {}), batch {}; mean ± std over seeds. A spike is a step whose loss \
+         exceeds the running average of the previous losses by ×{} and by at least 0.1.\n",
         result.backend,
         c.seeds,
         c.base_steps,
-        c.finetune_steps,
-        c.batch_size,
         c.learning_rate,
+        c.finetune_steps,
+        c.finetune_learning_rate,
+        c.batch_size,
         c.spike_factor
     );
     for s in &result.scenarios {
