@@ -276,7 +276,13 @@ impl Conv1d {
             &self.config.spec(),
         )
         .map_err(LayerError::ops(&self.name))?;
-        Ok(self.config.activation.apply(y, 1))
+        // Keras normalises softmax over the last axis of its layout: channels when channels-last,
+        // length when channels-first (dim 1 or 2 of the channels-first tensor here).
+        let last = match self.config.data_format {
+            DataFormat::ChannelsLast => 1,
+            DataFormat::ChannelsFirst => 2,
+        };
+        Ok(self.config.activation.apply(y, last))
     }
 
     /// Forward in the layer's own `data_format` (Keras default: `[batch, length, channels]`).

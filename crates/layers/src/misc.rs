@@ -83,7 +83,21 @@ pub struct ActivationLayer {
     /// The function.
     #[module(skip)]
     pub activation: Activation,
+    /// The model's data format: softmax on a sequence normalises over Keras' last axis.
+    #[module(skip)]
+    pub data_format: DataFormat,
     /// The layer's name.
     #[module(skip)]
     pub name: String,
+}
+
+impl ActivationLayer {
+    /// Applies the activation to a channels-first sequence.
+    pub fn forward_seq(&self, x: Tensor<3>) -> Tensor<3> {
+        let last = match self.data_format {
+            DataFormat::ChannelsLast => 1,
+            DataFormat::ChannelsFirst => 2,
+        };
+        self.activation.apply(x, last)
+    }
 }

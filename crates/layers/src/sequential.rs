@@ -357,7 +357,12 @@ impl Layer {
             FeatureShape::Flat { features } => features,
         };
         Ok(match &spec.config {
-            LayerConfig::Conv1d(c) => Self::Conv1d(c.init(name, channels, seed, device)?),
+            // Inside a model the model's layout rules (it decides softmax's axis).
+            LayerConfig::Conv1d(c) => Self::Conv1d(
+                c.clone()
+                    .with_data_format(format)
+                    .init(name, channels, seed, device)?,
+            ),
             LayerConfig::BatchNorm1d(c) => Self::BatchNorm1d(c.init(name, channels, device)?),
             LayerConfig::MaxPool1d(c) => Self::MaxPool1d(MaxPool1d::new(name, c.clone())?),
             LayerConfig::AvgPool1d(c) => Self::AvgPool1d(AvgPool1d::new(name, c.clone())?),
@@ -375,6 +380,7 @@ impl Layer {
             }),
             LayerConfig::Activation(a) => Self::Activation(ActivationLayer {
                 activation: *a,
+                data_format: format,
                 name: name.to_string(),
             }),
             LayerConfig::Normalization(c) => Self::Normalization(c.init(name, channels, device)?),
@@ -417,7 +423,7 @@ impl Layer {
             (Self::Dropout(l), Value::Seq(x)) => Value::Seq(l.forward(x, mode)),
             (Self::Dropout(l), Value::Flat(x)) => Value::Flat(l.forward(x, mode)),
             (Self::Flatten(l), Value::Seq(x)) => Value::Flat(l.forward(x)),
-            (Self::Activation(l), Value::Seq(x)) => Value::Seq(l.activation.apply(x, 1)),
+            (Self::Activation(l), Value::Seq(x)) => Value::Seq(l.forward_seq(x)),
             (Self::Activation(l), Value::Flat(x)) => Value::Flat(l.activation.apply(x, 1)),
             (Self::Normalization(l), Value::Seq(x)) => Value::Seq(l.forward(x)?),
             (Self::Dense(_), x) => return Err(wrong(&x, "[batch, features]")),

@@ -214,3 +214,56 @@ fn summary_lists_layers_and_counts_parameters() {
     assert!(s.contains("Trainable params: 864"), "{s}");
     assert!(s.contains("Non-trainable params: 64"), "{s}");
 }
+
+/// Keras applies softmax over the last axis of its layout: channels for channels-last models,
+/// length for channels-first ones. Checked against a softmax computed by hand.
+#[test]
+fn softmax_on_sequences_uses_keras_last_axis() {
+    use widen_layers::{DataFormat, Value};
+    let device = Device::flex();
+    let (b, c, l) = (2, 3, 5);
+    for format in [DataFormat::ChannelsLast, DataFormat::ChannelsFirst] {
+        for layer in [
+            LayerConfig::Conv1d(Conv1dConfig::new(c, 1).with_activation(Activation::Softmax)),
+            LayerConfig::Activation(Activation::Softmax),
+        ] {
+            let spec = ModelSpec::new(InputSpec::new(c).with_length(l).with_data_format(format))
+                .push(layer);
+            let mut model = Sequential::new(spec, 0, &device).unwrap();
+            if model.weight_infos().iter().any(|w| w.param == "weight") {
+                // identity 1x1 kernel, zero bias: the conv output is its input
+                let mut eye = vec![0.0f32; c * c];
+                for i in 0..c {
+                    eye[i * c + i] = 1.0;
+                }
+                model
+                    .set_weight(
+                        "conv1d",
+                        "weight",
+                        burn::tensor::TensorData::new(eye, [c, c, 1]),
+                    )
+                    .unwrap();
+            }
+            let shape = match format {
+                DataFormat::ChannelsLast => [b, l, c],
+                DataFormat::ChannelsFirst => [b, c, l],
+            };
+            let x = pseudo_random(b * c * l, 5);
+            let Value::Seq(y) = model.forward(tensor3(&x, shape, &device)).unwrap() else {
+                panic!()
+            };
+            let y = crate::common::values(y.into_data());
+            // softmax over the last axis of `shape`, by hand
+            let last = shape[2];
+            for row in 0..(b * shape[1]) {
+                let xs = &x[row * last..(row + 1) * last];
+                let m = xs.iter().copied().fold(f32::MIN, f32::max);
+                let z: f32 = xs.iter().map(|v| (v - m).exp()).sum();
+                for j in 0..last {
+                    let want = (xs[j] - m).exp() / z;
+                    assert!((y[row * last + j] - want).abs() < 1e-6, "{format:?}");
+                }
+            }
+        }
+    }
+}
