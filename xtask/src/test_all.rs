@@ -44,6 +44,21 @@ pub fn run(args: &[String]) -> ExitCode {
     for lib in LIBRARIES {
         steps.push(step(&format!("test -p {lib}"), &["test", "-p", lib]));
     }
+    // The backend suite again with wgpu compiled in: ndarray, flex and wgpu. Every crate's
+    // dev-dependencies already enable burn's `wgpu`, so this reuses the build above. Without an
+    // adapter the wgpu cases fail (CI installs lavapipe) unless WIDEN_SKIP_WGPU=1.
+    steps.push(step(
+        "test backends (ndarray, flex, wgpu)",
+        &[
+            "test",
+            "-p",
+            "widen",
+            "--features",
+            "wgpu",
+            "--test",
+            "backends",
+        ],
+    ));
     // The rest of the workspace (the CLI's end-to-end tests, xtask), built with the features
     // unified over the whole workspace.
     let mut rest = vec!["test", "--workspace"];
@@ -57,11 +72,10 @@ pub fn run(args: &[String]) -> ExitCode {
     for s in &steps {
         println!("\n==> cargo {}", s.args.join(" "));
         let start = Instant::now();
-        let ok = Command::new(&cargo)
-            .args(&s.args)
-            .status()
-            .map(|st| st.success())
-            .unwrap_or(false);
+        let mut cmd = Command::new(&cargo);
+        cmd.args(&s.args);
+        crate::gpu_env(&mut cmd);
+        let ok = cmd.status().map(|st| st.success()).unwrap_or(false);
         results.push((s.name.clone(), ok, start.elapsed().as_secs_f64()));
         if !ok && !keep_going {
             break;
@@ -72,7 +86,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let mut failed = 0;
     for (name, ok, secs) in &results {
         println!(
-            "  {:<34} {:>6} {:>8.1}s",
+            "  {:<36} {:>6} {:>8.1}s",
             name,
             if *ok { "ok" } else { "FAILED" },
             secs

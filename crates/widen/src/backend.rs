@@ -13,36 +13,50 @@ pub enum BackendKind {
     Flex,
     /// burn-ndarray (deprecated upstream, kept and tested).
     Ndarray,
+    /// Burn's wgpu: GPUs through Vulkan, Metal or DX12 (and CPUs through a software Vulkan
+    /// driver such as Mesa's lavapipe). Cargo feature `wgpu`, off by default.
+    Wgpu,
 }
 
-/// A backend was asked for that this build cannot provide.
+/// A backend was asked for that this build or this machine cannot provide.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     /// The name is not a backend widen knows.
-    #[error("unknown backend `{0}` (expected one of: flex, ndarray)")]
+    #[error("unknown backend `{0}` (expected one of: flex, ndarray, wgpu)")]
     Unknown(String),
     /// The backend exists but this binary was built without its cargo feature.
-    #[error("backend `{0}` is not compiled in; rebuild with `--features {0}`")]
+    #[error("backend `{0}` is not compiled in; rebuild with `--features widen/{0}`")]
     NotCompiled(&'static str),
+    /// The backend is compiled in but this machine cannot run it (wgpu without an adapter).
+    #[error("backend `{backend}` is compiled in but unavailable on this machine: {reason}")]
+    Unavailable {
+        /// The backend's name.
+        backend: &'static str,
+        /// Why, as the backend reported it.
+        reason: String,
+    },
 }
 
 impl BackendKind {
     /// Every backend widen knows, compiled in or not.
-    pub const ALL: [BackendKind; 2] = [BackendKind::Flex, BackendKind::Ndarray];
+    pub const ALL: [BackendKind; 3] = [BackendKind::Flex, BackendKind::Ndarray, BackendKind::Wgpu];
 
     /// The name used on the command line and in `WIDEN_BACKEND`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Flex => "flex",
             Self::Ndarray => "ndarray",
+            Self::Wgpu => "wgpu",
         }
     }
 
-    /// Whether this build has the backend.
+    /// Whether this build has the backend. A compiled-in wgpu may still be unavailable at run
+    /// time (no adapter): [`device`](Self::device) says so.
     pub fn is_compiled(self) -> bool {
         match self {
             Self::Flex => cfg!(feature = "flex"),
             Self::Ndarray => cfg!(feature = "ndarray"),
+            Self::Wgpu => cfg!(feature = "wgpu"),
         }
     }
 
@@ -62,7 +76,8 @@ impl BackendKind {
         }
     }
 
-    /// The inference device.
+    /// The inference device. For wgpu this probes for an adapter once per process and
+    /// initialises the runtime on the best one; no adapter is [`BackendError::Unavailable`].
     pub fn device(self) -> Result<Device, BackendError> {
         match self {
             #[cfg(feature = "flex")]
@@ -70,6 +85,8 @@ impl BackendKind {
             #[cfg(feature = "ndarray")]
             #[allow(deprecated)] // ndarray stays available for users who still pick it
             Self::Ndarray => Ok(Device::ndarray()),
+            #[cfg(feature = "wgpu")]
+            Self::Wgpu => wgpu::device(),
             #[allow(unreachable_patterns)]
             other => Err(BackendError::NotCompiled(other.name())),
         }
@@ -78,6 +95,71 @@ impl BackendKind {
     /// The training device (autodiff on top of [`device`](Self::device)).
     pub fn autodiff_device(self) -> Result<Device, BackendError> {
         self.device().map(Device::autodiff)
+    }
+}
+
+/// A one-line description of the hardware behind `device`, e.g. `wgpu: llvmpipe (LLVM 15.0.6,
+/// 256 bits)`; the backend's own debug name for CPU backends.
+pub fn describe_device(device: &Device) -> String {
+    #[cfg(feature = "wgpu")]
+    if let Some(name) = wgpu::adapter_name(device) {
+        return name;
+    }
+    format!("{device:?}")
+}
+
+#[cfg(feature = "wgpu")]
+mod wgpu {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::OnceLock;
+
+    use burn::tensor::wgpu::WgpuInitError;
+    use burn::tensor::{Device, DeviceKind, DeviceType};
+
+    use super::BackendError;
+
+    /// The runtime is initialised once per process (Burn refuses a second `init` for the same
+    /// selector), so the outcome is kept.
+    static DEVICE: OnceLock<Result<Device, String>> = OnceLock::new();
+
+    pub(super) fn device() -> Result<Device, BackendError> {
+        DEVICE
+            .get_or_init(|| {
+                // Burn creates wgpu devices lazily and panics inside the first tensor operation
+                // when no adapter exists, so look for one first and initialise explicitly, which
+                // reports failures as errors. `catch_unwind` is the last resort should a driver
+                // panic while being asked.
+                catch_unwind(AssertUnwindSafe(init)).unwrap_or_else(|_| {
+                    Err("the wgpu runtime panicked while looking for an adapter".to_string())
+                })
+            })
+            .clone()
+            .map_err(|reason| BackendError::Unavailable {
+                backend: "wgpu",
+                reason,
+            })
+    }
+
+    fn init() -> Result<Device, String> {
+        if Device::enumerate(DeviceType::Wgpu).into_vec().is_empty() {
+            return Err(
+                "no wgpu adapter found (no Vulkan, Metal, DX12 or GL driver answered; on \
+                 Debian/Ubuntu `apt-get install mesa-vulkan-drivers libvulkan1` gives a CPU \
+                 one, lavapipe)"
+                    .to_string(),
+            );
+        }
+        match Device::wgpu_options().init() {
+            Ok(device) => Ok(device),
+            // Something in this process already brought the default device up: use it.
+            Err(WgpuInitError::Registration { .. }) => Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// `wgpu: <adapter>` for a wgpu device, `None` for any other.
+    pub(super) fn adapter_name(device: &Device) -> Option<String> {
+        device.identity().map(|id| format!("wgpu: {}", id.name))
     }
 }
 
@@ -94,7 +176,32 @@ impl FromStr for BackendKind {
         match s.to_ascii_lowercase().as_str() {
             "flex" => Ok(Self::Flex),
             "ndarray" => Ok(Self::Ndarray),
+            "wgpu" => Ok(Self::Wgpu),
             _ => Err(BackendError::Unknown(s.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for kind in BackendKind::ALL {
+            assert_eq!(kind.name().parse::<BackendKind>(), Ok(kind));
+        }
+        assert_eq!("WGPU".parse::<BackendKind>(), Ok(BackendKind::Wgpu));
+        assert!(matches!(
+            "cuda".parse::<BackendKind>(),
+            Err(BackendError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn a_backend_not_compiled_in_is_a_typed_error() {
+        for kind in BackendKind::ALL.into_iter().filter(|k| !k.is_compiled()) {
+            assert_eq!(kind.device(), Err(BackendError::NotCompiled(kind.name())));
         }
     }
 }

@@ -1,13 +1,13 @@
 //! `widen`: the facade. Re-exports the widen crates and owns the backend features (`flex`, the
-//! default CPU backend; `ndarray`), so an application depends on this one crate and picks a
-//! backend at run time with [`BackendKind`].
+//! default CPU backend; `ndarray`; `wgpu`, off by default), so an application depends on this one
+//! crate and picks a backend at run time with [`BackendKind`].
 //!
 //! **Must not know:** command-line parsing or output formats (that is `widen-cli`). It adds no
 //! maths of its own: re-exports and backend selection only.
 
 mod backend;
 
-pub use backend::{BackendError, BackendKind};
+pub use backend::{BackendError, BackendKind, describe_device};
 pub use burn;
 pub use widen_adapt as adapt;
 pub use widen_init as init;
