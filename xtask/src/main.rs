@@ -2,6 +2,7 @@
 //!
 //! One module per command; no dependencies beyond std, so it builds in seconds.
 
+mod bench;
 mod compare_backends;
 mod test_all;
 
@@ -14,13 +15,16 @@ commands:
   test-all           fmt check, clippy -D warnings, each library crate's tests alone, the
                      backend suite on ndarray, flex and wgpu, then the rest
   compare-backends   the seeded models on every backend against ndarray: per-layer and
-                     per-gradient differences, timings (Markdown); [--runs N] [--warmup N]";
+                     per-gradient differences, timings (Markdown); [--runs N] [--warmup N]
+  bench              release `widen bench` on the seed and large shapes; --vs-tf also runs
+                     bench/tf_reference.py and prints the ratios against the targets";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test-all") => test_all::run(&args[1..]),
         Some("compare-backends") => compare_backends::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS

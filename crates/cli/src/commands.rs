@@ -371,3 +371,44 @@ pub fn predict(
     println!("wrote {} with shape {shape:?}", output.display());
     Ok(())
 }
+
+/// `widen bench`.
+pub fn bench(
+    backend_name: Option<&str>,
+    shapes: &[String],
+    repeats: Option<usize>,
+    json: bool,
+) -> Result<(), String> {
+    use widen_cli::bench::{self, LARGE, SEED};
+    let kind = backend(backend_name)?;
+    let device = kind.device().map_err(|e| e.to_string())?;
+    let mut results: Vec<String> = Vec::new();
+    println!("widen bench (backend {kind}); median ms after warm-up");
+    println!("| shape | input | forward ms | train ms | forward GFLOP/s | train GFLOP/s |");
+    println!("|---|---|---|---|---|---|");
+    for name in shapes {
+        let shape = match name.as_str() {
+            "seed" => SEED,
+            "large" => LARGE,
+            other => return Err(format!("unknown shape `{other}` (expected seed, large)")),
+        };
+        let t = bench::run(&shape, &device, repeats)?;
+        let gf = |ms: f64, k: f64| k * shape.conv_flops() / (ms * 1e-3) / 1e9;
+        println!(
+            "| {} | {:?} | {:.3} | {:.3} | {:.1} | {:.1} |",
+            shape.name,
+            shape.input,
+            t.forward_ms,
+            t.train_ms,
+            gf(t.forward_ms, 1.0),
+            gf(t.train_ms, 3.0)
+        );
+        let value = serde_json::to_string(&t).map_err(|e| e.to_string())?;
+        results.push(format!("\"{}\": {value}", shape.name));
+    }
+    if json {
+        // One line, shapes in the order asked (a serde_json map would sort them).
+        println!("{{{}}}", results.join(", "));
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! the binary (`src/main.rs`) turns the command line into calls here, so the same code is
 //! testable without a process.
 
+pub mod bench;
 pub mod data;
 pub mod npy;
 pub mod study;

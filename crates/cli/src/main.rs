@@ -70,6 +70,21 @@ enum Command {
     },
     /// Widen a saved model to more input channels and save it to a new directory.
     Expand(Box<commands::ExpandArgs>),
+    /// Time the seed and large Conv1D shapes (forward, train step) on a backend.
+    Bench {
+        /// Backend.
+        #[arg(long)]
+        backend: Option<String>,
+        /// Shapes to time (seed, large).
+        #[arg(long, value_delimiter = ',', default_value = "seed,large")]
+        shapes: Vec<String>,
+        /// Timed repeats per measurement (default: 50 seed, 5 large).
+        #[arg(long)]
+        repeats: Option<usize>,
+        /// Print exactly one JSON line last: {"seed": {...}, "large": {...}}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a saved model on a .npy input and write the output as .npy.
     Predict {
         /// Model directory.
@@ -101,6 +116,12 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Study(args) => commands::study(*args),
         Command::Summary { model, backend } => commands::summary(&model, backend.as_deref()),
         Command::Expand(args) => commands::expand(*args),
+        Command::Bench {
+            backend,
+            shapes,
+            repeats,
+            json,
+        } => commands::bench(backend.as_deref(), &shapes, repeats, json),
         Command::Predict {
             model,
             input,

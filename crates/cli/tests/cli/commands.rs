@@ -357,3 +357,20 @@ fn predict_refuses_bad_inputs() {
     ]));
     assert_eq!(npy::read(&out).unwrap().shape, vec![2, 32]);
 }
+
+/// The bench prints one JSON line last with positive times (no timing is asserted).
+#[test]
+fn bench_prints_one_json_line_last() {
+    let o = widen(&["bench", "--shapes", "seed", "--repeats", "1", "--json"]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    let last = out.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    for key in ["forward_ms", "train_ms"] {
+        assert!(v["seed"][key].as_f64().unwrap() > 0.0, "{last}");
+    }
+    assert_fails(
+        &widen(&["bench", "--shapes", "huge"]),
+        &["unknown shape `huge`"],
+    );
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""TensorFlow/Keras baseline for `cargo xtask bench --vs-tf`.
+
+Times the same two shapes as `widen bench` (seed: [10, 50, 8] -> Conv1D(32, 3, valid); large:
+[64, 1024, 64] -> Conv1D(128, 9, same); each then BatchNormalization -> GlobalMaxPooling1D) on the
+CPU with 2 threads: inference forward, and one training step (forward in training mode, sum loss,
+gradients, Adam update), both as compiled tf.functions. Median of repeated runs after warm-up.
+Prints exactly one JSON line last, in widen bench's format.
+
+Needs: pip install tensorflow-cpu==2.21.0
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+try:
+    import numpy as np
+    import tensorflow as tf
+    import keras
+except ImportError as e:  # the caller reports the baseline as not run
+    print(f"tensorflow not available: {e}", file=sys.stderr)
+    sys.exit(3)
+
+THREADS = int(os.environ.get("WIDEN_BENCH_THREADS", "2"))
+tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+
+SHAPES = {
+    "seed": dict(input=(10, 50, 8), filters=32, kernel=3, padding="valid", repeats=50),
+    "large": dict(input=(64, 1024, 64), filters=128, kernel=9, padding="same", repeats=5),
+}
+
+
+def model_for(s):
+    inp = keras.Input(shape=s["input"][1:])
+    y = keras.layers.Conv1D(s["filters"], s["kernel"], padding=s["padding"])(inp)
+    y = keras.layers.BatchNormalization()(y)
+    y = keras.layers.GlobalMaxPooling1D()(y)
+    return keras.Model(inp, y)
+
+
+def median_ms(fn, repeats, warmup=2):
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        out = fn()
+        # materialise the result so the timer covers the work
+        if isinstance(out, (list, tuple)):
+            [np.asarray(o) for o in out]
+        else:
+            np.asarray(out)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def bench(name):
+    s = SHAPES[name]
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.standard_normal(s["input"]).astype(np.float32))
+    model = model_for(s)
+    opt = keras.optimizers.Adam(1e-3)
+
+    @tf.function
+    def forward():
+        return model(x, training=False)
+
+    @tf.function
+    def train():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return {
+        "forward_ms": median_ms(forward, s["repeats"]),
+        "train_ms": median_ms(train, s["repeats"]),
+    }
+
+
+def main():
+    names = sys.argv[1].split(",") if len(sys.argv) > 1 else ["seed", "large"]
+    out = {n: bench(n) for n in names}
+    print(f"tensorflow {tf.__version__}, keras {keras.__version__}, {THREADS} threads", file=sys.stderr)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
