@@ -128,3 +128,77 @@ fn index_maps_must_be_one_to_one_and_in_range() {
     .unwrap_err();
     assert!(matches!(err, AdaptError::BadIndexMap(_)), "{err}");
 }
+
+/// Expanding a checkpoint reads the input and never writes it; a refused request or an output
+/// path equal to the input leaves nothing behind.
+#[test]
+fn checkpoint_expansion_never_touches_the_input() {
+    use widen_adapt::expand_checkpoint;
+    use widen_layers::WeightFormat;
+    let device = Device::flex();
+    let root = std::env::temp_dir().join(format!("widen-adapt-ckpt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let src = root.join("base");
+    base().save(&src, WeightFormat::Burnpack).unwrap();
+    let read_all = |dir: &std::path::Path| {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = read_all(&src);
+    let dst = root.join("wide");
+    let done = expand_checkpoint(
+        &src,
+        &dst,
+        &ExpandRequest::new(16, Strategy::Zero),
+        None,
+        &device,
+    )
+    .unwrap();
+    assert_eq!((done.old_channels, done.new_channels), (8, 16));
+    assert_eq!(
+        done.format,
+        WeightFormat::Burnpack,
+        "the input's weight format is kept"
+    );
+    assert_eq!(
+        Sequential::load(&dst, &device).unwrap().input().channels,
+        16
+    );
+    assert_eq!(read_all(&src), before, "input checkpoint unchanged");
+
+    let bad = root.join("bad");
+    assert!(
+        expand_checkpoint(
+            &src,
+            &bad,
+            &ExpandRequest::new(4, Strategy::Zero),
+            None,
+            &device
+        )
+        .is_err()
+    );
+    assert!(!bad.exists(), "a refused expansion writes nothing");
+    assert!(
+        expand_checkpoint(
+            &src,
+            &src,
+            &ExpandRequest::new(16, Strategy::Zero),
+            None,
+            &device
+        )
+        .is_err()
+    );
+    assert_eq!(read_all(&src), before);
+    let _ = std::fs::remove_dir_all(&root);
+}

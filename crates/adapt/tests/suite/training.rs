@@ -96,4 +96,15 @@ fn projection_trains_alone() {
         "projection trains"
     );
     assert!(norms.iter().find(|n| n.layer == name).unwrap().norm > 0.0);
+
+    // Unfreezing lets the base train again.
+    let model = widen_adapt::unfreeze_all(model);
+    let x = tensor3(&pseudo_random(4 * 12 * 6, 3), [4, 12, 6], &device);
+    let (model, norms) = step(model, x, None);
+    assert!(norms.iter().find(|n| n.layer == "conv1d").unwrap().norm > 0.0);
+    assert_ne!(
+        conv_before,
+        data_values(model.weight("conv1d", "weight").unwrap()),
+        "base trains after unfreeze"
+    );
 }

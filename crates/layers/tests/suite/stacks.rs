@@ -267,3 +267,39 @@ fn softmax_on_sequences_uses_keras_last_axis() {
         }
     }
 }
+
+/// The PyTorch preset: `running = 0.9 · running + 0.1 · batch`, with the unbiased batch
+/// variance, and eps 1e-5 in normalisation — worked by hand on one channel.
+#[test]
+fn pytorch_batch_norm_preset_updates_like_torch() {
+    use widen_layers::{DataFormat, Mode, Value};
+    let device = Device::flex();
+    let spec = ModelSpec::new(
+        InputSpec::new(1)
+            .with_length(4)
+            .with_data_format(DataFormat::ChannelsFirst),
+    )
+    .push(LayerConfig::BatchNorm1d(BatchNormConfig::pytorch()));
+    let model = Sequential::new(spec, 0, &device).unwrap();
+    // one channel, values 1, 2, 3, 6: mean 3, biased var 3.5, unbiased var 14/3
+    let x = tensor3(&[1.0, 2.0, 3.0, 6.0], [1, 1, 4], &device);
+    let Value::Seq(y) = model.forward_mode(x, Mode::Training).unwrap() else {
+        panic!()
+    };
+    let y = crate::common::values(y.into_data());
+    for (got, v) in y.iter().zip([1.0f64, 2.0, 3.0, 6.0]) {
+        let want = (v - 3.0) / (3.5f64 + 1e-5).sqrt();
+        assert!((*got as f64 - want).abs() < 1e-5, "{got} vs {want}");
+    }
+    let mean = crate::common::values(model.weight("batch_normalization", "moving_mean").unwrap());
+    let var = crate::common::values(
+        model
+            .weight("batch_normalization", "moving_variance")
+            .unwrap(),
+    );
+    assert!((mean[0] as f64 - 0.1 * 3.0).abs() < 1e-6, "{mean:?}");
+    assert!(
+        (var[0] as f64 - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-6,
+        "{var:?}"
+    );
+}
