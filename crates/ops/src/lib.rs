@@ -13,8 +13,9 @@
 //! ```
 //! use widen_ops::{conv_output, Padding};
 //! // Burn 0.22's `Same` ignores dilation (k3, d2, L10 gives 8); Keras and widen give 10.
-//! let geo = conv_output(10, 3, 1, 2, Padding::Same).unwrap();
+//! let geo = conv_output(10, 3, 1, 2, Padding::Same)?;
 //! assert_eq!((geo.left, geo.right, geo.length_out), (2, 2, 10));
+//! # Ok::<(), widen_ops::OpsError>(())
 //! ```
 
 mod channels;

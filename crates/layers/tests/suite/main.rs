@@ -4,5 +4,7 @@
 mod checkpoint;
 mod common;
 mod keras;
+#[path = "../support/keras_fixture.rs"]
+mod keras_fixture;
 mod stacks;
 mod training;

@@ -15,6 +15,8 @@ mod conv;
 #[path = "../../examples/compare_backends/gradients.rs"]
 mod gradients;
 mod keras;
+#[path = "../../../layers/tests/support/keras_fixture.rs"]
+mod keras_fixture;
 mod selection;
 #[path = "../../examples/compare_backends/tolerance.rs"]
 #[allow(dead_code)] // shared with the example, which uses the rest
