@@ -105,3 +105,51 @@ pub fn run(args: &[String]) -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+#[cfg(test)]
+mod tidy {
+    //! Checks as tests (the rust-analyzer way): invariants `cargo test` enforces.
+
+    use std::path::Path;
+
+    /// The burn line of a crate's `[dev-dependencies]`.
+    fn dev_burn_line(manifest: &str) -> Option<String> {
+        let dev = manifest.split("[dev-dependencies]").nth(1)?;
+        let dev = dev.split("\n[").next()?;
+        dev.lines()
+            .find(|l| l.trim_start().starts_with("burn ="))
+            .map(|l| l.trim().to_string())
+    }
+
+    /// Every crate's dev-dependencies enable the same burn features (and portable-atomic), so
+    /// `cargo test -p X` for each crate and the workspace run reuse one build of burn: a
+    /// different set rebuilds all of burn (minutes on two cores).
+    #[test]
+    fn every_crate_tests_against_one_burn_build() {
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates");
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(&crates).into_iter().flatten().flatten() {
+            let manifest = entry.path().join("Cargo.toml");
+            let Ok(text) = std::fs::read_to_string(&manifest) else {
+                continue;
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let line = dev_burn_line(&text);
+            assert!(line.is_some(), "{name}: no burn dev-dependency");
+            assert!(
+                text.contains("portable-atomic.workspace = true"),
+                "{name}: portable-atomic dev-dependency missing"
+            );
+            lines.push((name, line));
+        }
+        assert!(lines.len() >= 6, "found {} crates", lines.len());
+        let first = lines[0].1.clone();
+        for (name, line) in &lines {
+            assert_eq!(
+                line, &first,
+                "{name}'s burn dev-dependency differs from {}'s",
+                lines[0].0
+            );
+        }
+    }
+}
