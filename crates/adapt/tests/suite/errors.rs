@@ -136,7 +136,8 @@ fn checkpoint_expansion_never_touches_the_input() {
     use widen_adapt::expand_checkpoint;
     use widen_layers::WeightFormat;
     let device = Device::flex();
-    let root = std::env::temp_dir().join(format!("widen-adapt-ckpt-{}", std::process::id()));
+    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("widen-adapt-ckpt-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     let src = root.join("base");

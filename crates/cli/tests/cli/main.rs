@@ -47,7 +47,7 @@ pub fn assert_ok(o: &Output) {
 /// A fresh empty directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "widen-cli-test-{}-{}-{tag}",
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
