@@ -15,19 +15,10 @@ pub fn values(data: TensorData) -> Vec<f32> {
     data.convert::<f32>().try_to_vec::<f32>().unwrap()
 }
 
-/// Deterministic pseudo-random values in [-1, 1) (splitmix64).
+/// Deterministic values in [-1, 1) from widen-init's seeded host RNG.
 pub fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
+    let mut rng = widen_init::HostRng::new(seed);
+    (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect()
 }
 
 pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
