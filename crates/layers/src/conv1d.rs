@@ -3,10 +3,10 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use widen_init::{Fans, Initializer, KernelLayout};
+use widen_init::{Initializer, KernelLayout};
 use widen_ops::{Conv1dSpec, Padding};
 
-use crate::{Activation, DataFormat, LayerError, param_seed};
+use crate::{Activation, DataFormat, LayerError};
 
 /// Length-axis padding of a convolution or pooling layer, as Keras names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -208,36 +208,17 @@ impl Conv1dConfig {
     ) -> Result<Conv1d, LayerError> {
         self.validate(name, in_channels)?;
         let shape = [self.filters, in_channels / self.groups, self.kernel_size];
-        let fans = Fans::from_shape(&shape, KernelLayout::Torch).map_err(LayerError::init(name))?;
-        let weight = self
-            .kernel_initializer
-            .tensor_with_fans(
-                shape,
-                KernelLayout::Torch,
-                fans,
-                param_seed(seed, 0),
-                device,
-            )
-            .map_err(LayerError::init(name))?;
-        let bias = if self.use_bias {
-            // The bias is drawn with the kernel's fans: Burn's Xavier-on-bias panic came from a
-            // bias that had no fan_out.
-            Some(Param::from_tensor(
-                self.bias_initializer
-                    .tensor_with_fans(
-                        [self.filters],
-                        KernelLayout::Torch,
-                        fans,
-                        param_seed(seed, 1),
-                        device,
-                    )
-                    .map_err(LayerError::init(name))?,
-            ))
-        } else {
-            None
-        };
+        let (weight, bias) = crate::kernel_and_bias(
+            name,
+            &self.kernel_initializer,
+            self.use_bias.then_some(&self.bias_initializer),
+            shape,
+            KernelLayout::Torch,
+            seed,
+            device,
+        )?;
         Ok(Conv1d {
-            weight: Param::from_tensor(weight),
+            weight,
             bias,
             config: self.clone(),
             name: name.to_string(),

@@ -3,9 +3,9 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use widen_init::{Fans, Initializer, KernelLayout};
+use widen_init::{Initializer, KernelLayout};
 
-use crate::{Activation, LayerError, param_seed};
+use crate::{Activation, LayerError};
 
 /// Configuration of a [`Dense`] layer, Keras names and defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,34 +73,17 @@ impl DenseConfig {
             .validate()
             .map_err(|reason| LayerError::config(name, reason))?;
         let shape = [in_features, self.units];
-        let fans = Fans::from_shape(&shape, KernelLayout::Keras).map_err(LayerError::init(name))?;
-        let weight = self
-            .kernel_initializer
-            .tensor_with_fans(
-                shape,
-                KernelLayout::Keras,
-                fans,
-                param_seed(seed, 0),
-                device,
-            )
-            .map_err(LayerError::init(name))?;
-        let bias = if self.use_bias {
-            Some(Param::from_tensor(
-                self.bias_initializer
-                    .tensor_with_fans(
-                        [self.units],
-                        KernelLayout::Keras,
-                        fans,
-                        param_seed(seed, 1),
-                        device,
-                    )
-                    .map_err(LayerError::init(name))?,
-            ))
-        } else {
-            None
-        };
+        let (weight, bias) = crate::kernel_and_bias(
+            name,
+            &self.kernel_initializer,
+            self.use_bias.then_some(&self.bias_initializer),
+            shape,
+            KernelLayout::Keras,
+            seed,
+            device,
+        )?;
         Ok(Dense {
-            weight: Param::from_tensor(weight),
+            weight,
             bias,
             config: self.clone(),
             name: name.to_string(),

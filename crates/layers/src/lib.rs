@@ -39,6 +39,43 @@ pub use sequential::{
 pub use shape::{DataFormat, FeatureShape, Mode, Value};
 pub use weights::WeightInfo;
 
+/// Draws a layer's kernel of `shape` and, with `bias_init`, its bias (one value per output: the
+/// first axis in Torch layout, the last in Keras layout), both from the kernel's fans (a bias with
+/// no fan_out of its own is what made Burn's Xavier-on-bias panic).
+pub(crate) fn kernel_and_bias<const D: usize>(
+    name: &str,
+    kernel_init: &widen_init::Initializer,
+    bias_init: Option<&widen_init::Initializer>,
+    shape: [usize; D],
+    layout: widen_init::KernelLayout,
+    seed: u64,
+    device: &burn::tensor::Device,
+) -> Result<KernelAndBias<D>, LayerError> {
+    use burn::module::Param;
+    let fans = widen_init::Fans::from_shape(&shape, layout).map_err(LayerError::init(name))?;
+    let bias_len = match layout {
+        widen_init::KernelLayout::Torch => shape[0],
+        widen_init::KernelLayout::Keras => shape[D - 1],
+    };
+    let weight = kernel_init
+        .tensor_with_fans(shape, layout, fans, param_seed(seed, 0), device)
+        .map_err(LayerError::init(name))?;
+    let bias = match bias_init {
+        Some(init) => Some(Param::from_tensor(
+            init.tensor_with_fans([bias_len], layout, fans, param_seed(seed, 1), device)
+                .map_err(LayerError::init(name))?,
+        )),
+        None => None,
+    };
+    Ok((Param::from_tensor(weight), bias))
+}
+
+/// A kernel parameter and an optional bias parameter.
+pub(crate) type KernelAndBias<const D: usize> = (
+    burn::module::Param<burn::tensor::Tensor<D>>,
+    Option<burn::module::Param<burn::tensor::Tensor<1>>>,
+);
+
 pub(crate) fn default_kernel_init() -> widen_init::Initializer {
     widen_init::Initializer::glorot_uniform()
 }

@@ -5,7 +5,7 @@ use burn::tensor::Device;
 use widen_layers::{Mode, Value};
 
 use crate::common::{assert_close, devices, tensor3, values};
-use crate::keras_fixture::{build, dims3, fixture};
+use crate::keras_fixture::{bn_gain, build, dims3, fixture};
 
 fn output_values(v: Value) -> (Vec<usize>, Vec<f32>) {
     let dims = v.dims();
@@ -88,19 +88,8 @@ fn batch_norm_training_matches_keras() {
 fn training_forward_matches_keras() {
     let fixture = fixture();
     for m in fixture.models.iter().filter(|m| m.bn_layer.is_some()) {
-        let bn = m.bn_layer.as_deref().unwrap();
-        let bn_in = m.bn_input_training.as_ref().unwrap();
-        let c = *m.bn_input_training_shape.as_ref().unwrap().last().unwrap();
-        let n = bn_in.len() / c;
-        let gamma = &m.layers.iter().find(|l| l.name == bn).unwrap().weights["gamma"].values;
-        let gain: Vec<f32> = (0..c)
-            .map(|ch| {
-                let xs = bn_in.iter().skip(ch).step_by(c).map(|&v| v as f64);
-                let mean = xs.clone().sum::<f64>() / n as f64;
-                let var = xs.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
-                ((gamma[ch] as f64).abs() / (var + 1e-3).sqrt()).max(1.0) as f32
-            })
-            .collect();
+        let gain = bn_gain(m);
+        let c = gain.len();
         for (backend, device) in devices() {
             let model = build(m, &device);
             let x = tensor3(&m.input, dims3(&m.input_shape), &device);

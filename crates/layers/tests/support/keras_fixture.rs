@@ -155,3 +155,22 @@ pub fn build(m: &Model, device: &Device) -> Sequential {
 pub fn dims3(shape: &[usize]) -> [usize; 3] {
     [shape[0], shape[1], shape[2]]
 }
+
+/// Per channel, how much BatchNorm multiplies rounding in its input: `|gamma| / sqrt(var + eps)`
+/// on Keras' BN input of the training call (at least 1). Conv rounding on both sides (~1e-6)
+/// reaches the training-mode output scaled by this, so tolerances there are scaled by it.
+pub fn bn_gain(m: &Model) -> Vec<f32> {
+    let bn = m.bn_layer.as_deref().unwrap();
+    let bn_in = m.bn_input_training.as_ref().unwrap();
+    let c = *m.bn_input_training_shape.as_ref().unwrap().last().unwrap();
+    let n = bn_in.len() / c;
+    let gamma = &m.layers.iter().find(|l| l.name == bn).unwrap().weights["gamma"].values;
+    (0..c)
+        .map(|ch| {
+            let xs = bn_in.iter().skip(ch).step_by(c).map(|&v| v as f64);
+            let mean = xs.clone().sum::<f64>() / n as f64;
+            let var = xs.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+            ((gamma[ch] as f64).abs() / (var + 1e-3).sqrt()).max(1.0) as f32
+        })
+        .collect()
+}

@@ -2,7 +2,7 @@
 //! (format: tools/fixtures/README.md), their Keras weights loaded, outputs compared.
 
 use crate::common::{assert_close, backends, tensor3, values};
-use crate::keras_fixture::{build, dims3, fixture};
+use crate::keras_fixture::{bn_gain, build, dims3, fixture};
 
 /// Keras' inference outputs within 1e-5 (the bound the CPU suite holds them to) on every
 /// backend.
@@ -31,19 +31,8 @@ fn training_forward_matches_keras() {
     let mut checked = 0;
     for (backend, device) in backends() {
         for m in fixture.models.iter().filter(|m| m.bn_layer.is_some()) {
-            let bn = m.bn_layer.as_deref().unwrap();
-            let bn_in = m.bn_input_training.as_ref().unwrap();
-            let c = *m.bn_input_training_shape.as_ref().unwrap().last().unwrap();
-            let n = bn_in.len() / c;
-            let gamma = &m.layers.iter().find(|l| l.name == bn).unwrap().weights["gamma"].values;
-            let gain: Vec<f32> = (0..c)
-                .map(|ch| {
-                    let xs = bn_in.iter().skip(ch).step_by(c).map(|&v| v as f64);
-                    let mean = xs.clone().sum::<f64>() / n as f64;
-                    let var = xs.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
-                    ((gamma[ch] as f64).abs() / (var + 1e-3).sqrt()).max(1.0) as f32
-                })
-                .collect();
+            let gain = bn_gain(m);
+            let c = gain.len();
             let model = build(m, &device);
             let x = tensor3(&m.input, dims3(&m.input_shape), &device);
             let got = values(model.forward_train(x).unwrap());
