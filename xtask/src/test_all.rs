@@ -42,7 +42,13 @@ pub fn run(args: &[String]) -> ExitCode {
         ),
     ];
     for lib in LIBRARIES {
-        steps.push(step(&format!("test -p {lib}"), &["test", "-p", lib]));
+        let mut args = vec!["test", "-p", lib];
+        if *lib == "widen-ops" {
+            // Its CPU kernel registers per backend feature; test it registered on both (the
+            // features enable nothing the dev-dependencies do not already build).
+            args.extend(["--features", "flex,ndarray,autodiff"]);
+        }
+        steps.push(step(&format!("test -p {lib}"), &args));
     }
     // The backend suite again with wgpu compiled in: ndarray, flex and wgpu. Every crate's
     // dev-dependencies already enable burn's `wgpu`, so this reuses the build above. Without an
@@ -121,7 +127,8 @@ mod tidy {
             .map(|l| l.trim().to_string())
     }
 
-    /// Every crate's dev-dependencies enable the same burn features (and portable-atomic), so
+    /// Every crate's dev-dependencies enable the same burn features (and portable-atomic and gemm,
+    /// whose features widen-ops and flex share), so
     /// `cargo test -p X` for each crate and the workspace run reuse one build of burn: a
     /// different set rebuilds all of burn (minutes on two cores).
     #[test]
@@ -136,10 +143,12 @@ mod tidy {
             let name = entry.file_name().to_string_lossy().into_owned();
             let line = dev_burn_line(&text);
             assert!(line.is_some(), "{name}: no burn dev-dependency");
-            assert!(
-                text.contains("portable-atomic.workspace = true"),
-                "{name}: portable-atomic dev-dependency missing"
-            );
+            for dep in ["portable-atomic", "gemm"] {
+                assert!(
+                    text.contains(&format!("{dep}.workspace = true")),
+                    "{name}: {dep} dev-dependency missing"
+                );
+            }
             lines.push((name, line));
         }
         assert!(lines.len() >= 6, "found {} crates", lines.len());

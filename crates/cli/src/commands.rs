@@ -378,12 +378,22 @@ pub fn bench(
     shapes: &[String],
     repeats: Option<usize>,
     json: bool,
+    conv: &str,
 ) -> Result<(), String> {
     use widen_cli::bench::{self, LARGE, SEED};
     let kind = backend(backend_name)?;
     let device = kind.device().map_err(|e| e.to_string())?;
+    match conv {
+        "widen" => widen::ops::cpu::set_enabled(true),
+        "burn" => widen::ops::cpu::set_enabled(false),
+        other => return Err(format!("unknown conv `{other}` (expected widen, burn)")),
+    }
+    let accelerated = widen::ops::cpu::accelerated(&device);
     let mut results: Vec<String> = Vec::new();
-    println!("widen bench (backend {kind}); median ms after warm-up");
+    println!(
+        "widen bench (backend {kind}, conv1d: {}); median ms after warm-up",
+        if accelerated { "widen kernel" } else { "burn" }
+    );
     println!("| shape | input | forward ms | train ms | forward GFLOP/s | train GFLOP/s |");
     println!("|---|---|---|---|---|---|");
     for name in shapes {

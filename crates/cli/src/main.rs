@@ -3,6 +3,7 @@
 //!
 //! **Must not know:** how layers or strategies compute; it calls the `widen` facade.
 
+mod alloc;
 mod commands;
 mod demo;
 
@@ -84,6 +85,10 @@ enum Command {
         /// Print exactly one JSON line last: {"seed": {...}, "large": {...}}.
         #[arg(long)]
         json: bool,
+        /// Conv1d implementation on CPU backends: `widen` (the kernel, default) or `burn`
+        /// (Burn's own `module::conv1d`, the baseline).
+        #[arg(long, default_value = "widen")]
+        conv: String,
     },
     /// Run a saved model on a .npy input and write the output as .npy.
     Predict {
@@ -121,7 +126,8 @@ fn run(cli: Cli) -> Result<(), String> {
             shapes,
             repeats,
             json,
-        } => commands::bench(backend.as_deref(), &shapes, repeats, json),
+            conv,
+        } => commands::bench(backend.as_deref(), &shapes, repeats, json, &conv),
         Command::Predict {
             model,
             input,
@@ -133,6 +139,7 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

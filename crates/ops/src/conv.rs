@@ -1,7 +1,8 @@
 //! A checked 1-D convolution: the same maths as `burn::tensor::module::conv1d`, with Keras'
-//! padding semantics and typed errors where Burn would panic.
+//! padding semantics and typed errors where Burn would panic. On flex and ndarray (f32) it runs
+//! widen's CPU kernel ([`crate::cpu`]), elsewhere Burn's.
 
-use burn::tensor::{Tensor, module, ops::ConvOptions};
+use burn::tensor::{DType, Tensor, module, ops::ConvOptions};
 
 use crate::{OpsError, Padding, conv_output};
 
@@ -129,6 +130,28 @@ pub fn conv1d(
         bias.as_ref().map(|b| b.dims()),
         spec,
     )?;
+    let f32s = [x.dtype(), weight.dtype()]
+        .into_iter()
+        .chain(bias.as_ref().map(Tensor::dtype))
+        .all(|d| d == DType::F32);
+    if f32s && crate::cpu::accelerated(&x.device()) {
+        let [batch, channels, length] = x.dims();
+        let [filters, _, kernel] = weight.dims();
+        let [(pad_left, pad_right)] = options.padding;
+        let geometry = crate::cpu::Geometry {
+            batch,
+            channels,
+            length,
+            filters,
+            kernel,
+            stride: spec.stride,
+            dilation: spec.dilation,
+            groups: spec.groups,
+            pad_left,
+            pad_right,
+        };
+        return Ok(crate::cpu::conv1d(x, weight, bias, geometry));
+    }
     Ok(module::conv1d(x, weight, bias, options))
 }
 

@@ -20,6 +20,7 @@
 
 mod channels;
 mod conv;
+pub mod cpu;
 mod error;
 mod finite;
 mod layout;

@@ -87,3 +87,70 @@ pub fn conv1d(
         shape: vec![b, o, lo],
     })
 }
+
+/// Gradients of [`conv1d`] for an upstream gradient `dy` shaped like its output: `(dx,
+/// dweight, dbias)`. The forward's loops with each multiply-add turned into its two partial
+/// derivatives, so it is as plainly right as the forward; tests check it against the forward by
+/// the adjoint identity `Σ y·dy = Σ x·dx = Σ w·dw` (a bias-free conv is bilinear).
+#[allow(clippy::too_many_arguments)]
+pub fn conv1d_backward(
+    x: &Array,
+    weight: &Array,
+    dy: &Array,
+    stride: usize,
+    dilation: usize,
+    groups: usize,
+    padding: Padding,
+) -> Result<(Array, Array, Vec<f64>), OpsError> {
+    const OP: &str = "reference::conv1d_backward";
+    // The forward validates everything and gives the output shape dy must have.
+    let y = conv1d(x, weight, None, stride, dilation, groups, padding)?;
+    if dy.shape != y.shape {
+        return Err(OpsError::ShapeMismatch {
+            op: OP,
+            what: "dy",
+            expected: format!("{:?}", y.shape),
+            got: dy.shape.clone(),
+        });
+    }
+    let (b, c, l) = (x.shape[0], x.shape[1], x.shape[2]);
+    let (o, cg, k) = (weight.shape[0], weight.shape[1], weight.shape[2]);
+    let left = conv_output(l, k, stride, dilation, padding)?.left;
+    let lo = y.shape[2];
+    let og = o / groups;
+    let mut dx = vec![0.0; x.values.len()];
+    let mut dw = vec![0.0; weight.values.len()];
+    let mut db = vec![0.0; o];
+    for bi in 0..b {
+        for oi in 0..o {
+            let g = oi / og;
+            for t in 0..lo {
+                let up = dy.values[(bi * o + oi) * lo + t];
+                db[oi] += up;
+                for ci in 0..cg {
+                    let cin = g * cg + ci;
+                    for ki in 0..k {
+                        let p = (t * stride + ki * dilation) as isize - left as isize;
+                        if p >= 0 && (p as usize) < l {
+                            let xi = (bi * c + cin) * l + p as usize;
+                            let wi = (oi * cg + ci) * k + ki;
+                            dx[xi] += up * weight.values[wi];
+                            dw[wi] += up * x.values[xi];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok((
+        Array {
+            values: dx,
+            shape: x.shape.clone(),
+        },
+        Array {
+            values: dw,
+            shape: weight.shape.clone(),
+        },
+        db,
+    ))
+}

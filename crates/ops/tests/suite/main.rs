@@ -3,5 +3,6 @@
 
 mod channels;
 mod common;
+mod conv_grad_prop;
 mod conv_prop;
 mod keras;

@@ -1,0 +1,483 @@
+//! Conv1d forward and backward on host slices, as GEMMs over a channels-last copy of each
+//! batch item: `y[b] (L_out × F) = cols(x[b]) (L_out × K·C) · W (K·C × F)`.
+//!
+//! Why channels-last: with stride `s` and dilation 1, row `l` of the im2col matrix is the `K·C`
+//! contiguous values starting at `l·s·C` of the padded channels-last input, so the matrix is a
+//! strided *view* with overlapping rows and no copy at all. Dilation or groups break that
+//! contiguity; those cases copy an explicit im2col block per batch item instead.
+
+use rayon::prelude::*;
+
+use super::gemm::{BadView, View, matmul};
+
+/// The geometry of one call, already validated by `conv1d`'s checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    /// Batch size.
+    pub batch: usize,
+    /// Input channels.
+    pub channels: usize,
+    /// Input length.
+    pub length: usize,
+    /// Output channels.
+    pub filters: usize,
+    /// Kernel taps.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Dilation.
+    pub dilation: usize,
+    /// Groups.
+    pub groups: usize,
+    /// Zeros before the input.
+    pub pad_left: usize,
+    /// Zeros after the input.
+    pub pad_right: usize,
+}
+
+impl Geometry {
+    /// Padded input length.
+    pub fn padded(&self) -> usize {
+        self.pad_left + self.length + self.pad_right
+    }
+
+    /// Output length, `None` when the window does not fit.
+    pub fn out_len(&self) -> Option<usize> {
+        let span = self.dilation * (self.kernel - 1) + 1;
+        let padded = self.padded();
+        (self.stride > 0 && padded >= span).then(|| (padded - span) / self.stride + 1)
+    }
+
+    fn in_per_group(&self) -> usize {
+        self.channels / self.groups
+    }
+
+    fn out_per_group(&self) -> usize {
+        self.filters / self.groups
+    }
+
+    /// Whether the im2col matrix is a plain view of the channels-last input.
+    fn view_im2col(&self) -> bool {
+        self.groups == 1 && self.dilation == 1
+    }
+
+    fn valid(&self) -> bool {
+        [
+            self.batch,
+            self.channels,
+            self.length,
+            self.filters,
+            self.kernel,
+            self.stride,
+            self.dilation,
+            self.groups,
+        ]
+        .iter()
+        .all(|&v| v > 0)
+            && self.channels % self.groups == 0
+            && self.filters % self.groups == 0
+            && self.out_len().is_some()
+    }
+}
+
+/// A strided read-only `[batch, channels, length]` tensor.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// Backing storage.
+    pub data: &'a [f32],
+    /// Index of element `[0, 0, 0]`.
+    pub offset: usize,
+    /// Strides of batch, channel and length.
+    pub strides: [usize; 3],
+}
+
+impl<'a> Input<'a> {
+    /// A contiguous tensor of `shape`.
+    pub fn contiguous(data: &'a [f32], shape: [usize; 3]) -> Self {
+        Self {
+            data,
+            offset: 0,
+            strides: [shape[1] * shape[2], shape[2], 1],
+        }
+    }
+
+    fn fits(&self, shape: [usize; 3]) -> bool {
+        let mut end = self.offset;
+        for (d, s) in shape.iter().zip(self.strides) {
+            match (d - 1).checked_mul(s).and_then(|v| end.checked_add(v)) {
+                Some(e) => end = e,
+                None => return false,
+            }
+        }
+        shape.iter().all(|&d| d > 0) && end < self.data.len()
+    }
+}
+
+/// The kernel refused the call (geometry or buffers inconsistent); callers fall back to Burn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused;
+
+impl From<BadView> for Refused {
+    fn from(_: BadView) -> Self {
+        Refused
+    }
+}
+
+/// Copies batch item `b` of `x` into `xcl` as padded channels-last rows (`padded × C`).
+fn to_channels_last(x: &Input<'_>, b: usize, g: &Geometry, xcl: &mut Vec<f32>) {
+    let c = g.channels;
+    xcl.clear();
+    xcl.resize(g.padded() * c, 0.0);
+    let base = x.offset + b * x.strides[0];
+    let rows = &mut xcl[g.pad_left * c..(g.pad_left + g.length) * c];
+    if x.strides[1] == 1 {
+        // Already channels-last in memory: copy rows.
+        for (t, row) in rows.chunks_exact_mut(c).enumerate() {
+            let start = base + t * x.strides[2];
+            row.copy_from_slice(&x.data[start..start + c]);
+        }
+    } else {
+        for ch in 0..c {
+            let src = base + ch * x.strides[1];
+            for (t, row) in rows.chunks_exact_mut(c).enumerate() {
+                row[ch] = x.data[src + t * x.strides[2]];
+            }
+        }
+    }
+}
+
+/// Explicit im2col of group `grp`: `out_len × (K·C_g)` rows from channels-last `xcl`.
+fn im2col(xcl: &[f32], grp: usize, g: &Geometry, out_len: usize, col: &mut Vec<f32>) {
+    let (c, cg, k) = (g.channels, g.in_per_group(), g.kernel);
+    col.clear();
+    col.resize(out_len * k * cg, 0.0);
+    for (l, row) in col.chunks_exact_mut(k * cg).enumerate() {
+        for (tap, dst) in row.chunks_exact_mut(cg).enumerate() {
+            let t = l * g.stride + tap * g.dilation;
+            let src = t * c + grp * cg;
+            dst.copy_from_slice(&xcl[src..src + cg]);
+        }
+    }
+}
+
+/// The im2col matrix of group `grp` (`out_len × K·C_g`) over `xcl` or over `col`, whichever the
+/// geometry allows.
+fn cols<'a>(
+    xcl: &'a [f32],
+    col: &'a mut Vec<f32>,
+    grp: usize,
+    g: &Geometry,
+    out_len: usize,
+) -> (&'a [f32], View) {
+    if g.view_im2col() {
+        let v = View {
+            offset: 0,
+            rows: out_len,
+            cols: g.kernel * g.channels,
+            rs: g.stride * g.channels,
+            cs: 1,
+        };
+        (xcl, v)
+    } else {
+        im2col(xcl, grp, g, out_len, col);
+        (col, View::row_major(0, out_len, g.kernel * g.in_per_group()))
+    }
+}
+
+/// `W` regrouped per group as `(K·C_g) × F_g` row-major blocks: `[g][(tap·C_g + c)·F_g + f]`
+/// from Burn's `[F, C_g, K]`.
+fn pack_weight(w: &[f32], g: &Geometry) -> Vec<f32> {
+    let (cg, fg, k) = (g.in_per_group(), g.out_per_group(), g.kernel);
+    let mut packed = vec![0.0; w.len()];
+    for grp in 0..g.groups {
+        let block = &mut packed[grp * k * cg * fg..(grp + 1) * k * cg * fg];
+        for fo in 0..fg {
+            let f = grp * fg + fo;
+            for ci in 0..cg {
+                for tap in 0..k {
+                    block[(tap * cg + ci) * fg + fo] = w[(f * cg + ci) * k + tap];
+                }
+            }
+        }
+    }
+    packed
+}
+
+fn unpack_weight(packed: &[f32], g: &Geometry) -> Vec<f32> {
+    let (cg, fg, k) = (g.in_per_group(), g.out_per_group(), g.kernel);
+    let mut w = vec![0.0; packed.len()];
+    for grp in 0..g.groups {
+        let block = &packed[grp * k * cg * fg..(grp + 1) * k * cg * fg];
+        for fo in 0..fg {
+            let f = grp * fg + fo;
+            for ci in 0..cg {
+                for tap in 0..k {
+                    w[(f * cg + ci) * k + tap] = block[(tap * cg + ci) * fg + fo];
+                }
+            }
+        }
+    }
+    w
+}
+
+/// Splits `0..batch` over rayon's threads when there are enough items; otherwise each GEMM
+/// gets the threads itself. Returns (items run in parallel?, threads per GEMM).
+fn plan(batch: usize) -> (bool, usize) {
+    let threads = rayon::current_num_threads().max(1);
+    if batch >= threads {
+        (true, 1)
+    } else {
+        (false, threads)
+    }
+}
+
+/// Forward: `x [B, C, L]`, `w [F, C/groups, K]` (contiguous), `bias [F]`; returns `[B, F, L_out]`.
+pub fn forward(
+    x: &Input<'_>,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+) -> Result<Vec<f32>, Refused> {
+    if !g.valid()
+        || !x.fits([g.batch, g.channels, g.length])
+        || w.len() != g.filters * g.in_per_group() * g.kernel
+        || bias.is_some_and(|b| b.len() != g.filters)
+    {
+        return Err(Refused);
+    }
+    let out_len = g.out_len().ok_or(Refused)?;
+    let (f, fg, cg, k) = (g.filters, g.out_per_group(), g.in_per_group(), g.kernel);
+    let packed = pack_weight(w, g);
+    let mut y = vec![0.0f32; g.batch * f * out_len];
+    let (par_items, gemm_threads) = plan(g.batch);
+    let item = |scratch: &mut (Vec<f32>, Vec<f32>), (b, yb): (usize, &mut [f32])| {
+        let (xcl, col) = scratch;
+        to_channels_last(x, b, g, xcl);
+        if let Some(bias) = bias {
+            for (row, &v) in yb.chunks_exact_mut(out_len).zip(bias) {
+                row.fill(v);
+            }
+        }
+        for grp in 0..g.groups {
+            let (lhs, l) = cols(xcl, col, grp, g, out_len);
+            // Channels-first output: element (l, f) of this group's block at f·L_out + l.
+            let d = View {
+                offset: grp * fg * out_len,
+                rows: out_len,
+                cols: fg,
+                rs: 1,
+                cs: out_len,
+            };
+            let r = View::row_major(grp * k * cg * fg, k * cg, fg);
+            matmul(yb, d, lhs, l, &packed, r, bias.is_some(), gemm_threads)?;
+        }
+        Ok::<(), Refused>(())
+    };
+    if par_items {
+        y.par_chunks_mut(f * out_len)
+            .enumerate()
+            .try_for_each_init(|| (Vec::new(), Vec::new()), item)?;
+    } else {
+        let mut scratch = (Vec::new(), Vec::new());
+        for c in y.chunks_mut(f * out_len).enumerate() {
+            item(&mut scratch, c)?;
+        }
+    }
+    Ok(y)
+}
+
+/// Gradient of the input: `dy [B, F, L_out]` (contiguous) and `w`; returns `[B, C, L]`.
+pub fn backward_input(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>, Refused> {
+    let out_len = g.out_len().ok_or(Refused)?;
+    if !g.valid()
+        || dy.len() != g.batch * g.filters * out_len
+        || w.len() != g.filters * g.in_per_group() * g.kernel
+    {
+        return Err(Refused);
+    }
+    let (c, f, fg, cg, k, l) = (
+        g.channels,
+        g.filters,
+        g.out_per_group(),
+        g.in_per_group(),
+        g.kernel,
+        g.length,
+    );
+    // Stride 1, dilation 1, one group: dx is a full correlation of dy with the flipped kernel,
+    // one GEMM over an overlapping view of zero-padded channels-last dy, inner dimension K·F.
+    let full = g.view_im2col() && g.stride == 1;
+    let flipped = if full {
+        let mut flip = vec![0.0; k * f * c];
+        for fi in 0..f {
+            for ci in 0..c {
+                for tap in 0..k {
+                    flip[((k - 1 - tap) * f + fi) * c + ci] = w[(fi * c + ci) * k + tap];
+                }
+            }
+        }
+        flip
+    } else {
+        Vec::new()
+    };
+    let mut dx = vec![0.0f32; g.batch * c * l];
+    let (par_items, gemm_threads) = plan(g.batch);
+    let item = |scratch: &mut Vec<f32>, (b, dxb): (usize, &mut [f32])| {
+        let dyb = &dy[b * f * out_len..(b + 1) * f * out_len];
+        if full {
+            // dypad: (out_len + 2(K-1)) × F channels-last, K-1 zero rows each side.
+            scratch.clear();
+            scratch.resize((out_len + 2 * (k - 1)) * f, 0.0);
+            for fi in 0..f {
+                for (t, &v) in dyb[fi * out_len..(fi + 1) * out_len].iter().enumerate() {
+                    scratch[(k - 1 + t) * f + fi] = v;
+                }
+            }
+            // Padded-frame row t of dx reads dypad rows t..t+K; the real input is t ∈ [pl, pl+L).
+            let lhs = View {
+                offset: g.pad_left * f,
+                rows: l,
+                cols: k * f,
+                rs: f,
+                cs: 1,
+            };
+            let d = View {
+                offset: 0,
+                rows: l,
+                cols: c,
+                rs: 1,
+                cs: l,
+            };
+            matmul(
+                dxb,
+                d,
+                scratch,
+                lhs,
+                &flipped,
+                View::row_major(0, k * f, c),
+                false,
+                gemm_threads,
+            )?;
+            return Ok(());
+        }
+        // General: one accumulating GEMM per group and tap into the padded channels-last frame.
+        scratch.clear();
+        scratch.resize(g.padded() * c, 0.0);
+        for grp in 0..g.groups {
+            let lhs = View {
+                offset: grp * fg * out_len,
+                rows: out_len,
+                cols: fg,
+                rs: 1,
+                cs: out_len,
+            };
+            for tap in 0..k {
+                let d = View {
+                    offset: tap * g.dilation * c + grp * cg,
+                    rows: out_len,
+                    cols: cg,
+                    rs: g.stride * c,
+                    cs: 1,
+                };
+                let r = View {
+                    offset: grp * fg * cg * k + tap,
+                    rows: fg,
+                    cols: cg,
+                    rs: cg * k,
+                    cs: k,
+                };
+                matmul(scratch, d, dyb, lhs, w, r, true, gemm_threads)?;
+            }
+        }
+        for ci in 0..c {
+            for t in 0..l {
+                dxb[ci * l + t] = scratch[(g.pad_left + t) * c + ci];
+            }
+        }
+        Ok::<(), Refused>(())
+    };
+    if par_items {
+        dx.par_chunks_mut(c * l)
+            .enumerate()
+            .try_for_each_init(Vec::new, item)?;
+    } else {
+        let mut scratch = Vec::new();
+        for chunk in dx.chunks_mut(c * l).enumerate() {
+            item(&mut scratch, chunk)?;
+        }
+    }
+    Ok(dx)
+}
+
+/// Gradient of the weight: `x` and `dy [B, F, L_out]`; returns `[F, C/groups, K]`.
+pub fn backward_weight(x: &Input<'_>, dy: &[f32], g: &Geometry) -> Result<Vec<f32>, Refused> {
+    let out_len = g.out_len().ok_or(Refused)?;
+    if !g.valid()
+        || !x.fits([g.batch, g.channels, g.length])
+        || dy.len() != g.batch * g.filters * out_len
+    {
+        return Err(Refused);
+    }
+    let (f, fg, cg, k) = (g.filters, g.out_per_group(), g.in_per_group(), g.kernel);
+    let size = f * cg * k;
+    let (par_items, gemm_threads) = plan(g.batch);
+    // Each worker sums its batch items into its own packed gradient; the partial sums add up.
+    let accumulate = |acc: &mut Vec<f32>, xcl: &mut Vec<f32>, col: &mut Vec<f32>, b: usize| {
+        to_channels_last(x, b, g, xcl);
+        let dyb = &dy[b * f * out_len..(b + 1) * f * out_len];
+        for grp in 0..g.groups {
+            let (lhs, l) = cols(xcl, col, grp, g, out_len);
+            let r = View {
+                offset: grp * fg * out_len,
+                rows: out_len,
+                cols: fg,
+                rs: 1,
+                cs: out_len,
+            };
+            let d = View::row_major(grp * k * cg * fg, k * cg, fg);
+            matmul(acc, d, lhs, l.t(), dyb, r, true, gemm_threads)?;
+        }
+        Ok::<(), Refused>(())
+    };
+    let packed = if par_items {
+        let threads = rayon::current_num_threads().max(1);
+        let per = g.batch.div_ceil(threads);
+        let partials: Result<Vec<Vec<f32>>, Refused> = (0..g.batch.div_ceil(per))
+            .into_par_iter()
+            .map(|chunk| {
+                let (mut acc, mut xcl, mut col) = (vec![0.0; size], Vec::new(), Vec::new());
+                for b in chunk * per..((chunk + 1) * per).min(g.batch) {
+                    accumulate(&mut acc, &mut xcl, &mut col, b)?;
+                }
+                Ok(acc)
+            })
+            .collect();
+        let mut partials = partials?.into_iter();
+        let mut total = partials.next().unwrap_or_else(|| vec![0.0; size]);
+        for p in partials {
+            total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
+        }
+        total
+    } else {
+        let (mut acc, mut xcl, mut col) = (vec![0.0; size], Vec::new(), Vec::new());
+        for b in 0..g.batch {
+            accumulate(&mut acc, &mut xcl, &mut col, b)?;
+        }
+        acc
+    };
+    Ok(unpack_weight(&packed, g))
+}
+
+/// Gradient of the bias: `dy [B, F, L_out]` summed over batch and length.
+pub fn backward_bias(dy: &[f32], g: &Geometry) -> Result<Vec<f32>, Refused> {
+    let out_len = g.out_len().ok_or(Refused)?;
+    if !g.valid() || dy.len() != g.batch * g.filters * out_len {
+        return Err(Refused);
+    }
+    let mut db = vec![0.0f32; g.filters];
+    for row in dy.chunks_exact(g.filters * out_len) {
+        for (d, r) in db.iter_mut().zip(row.chunks_exact(out_len)) {
+            *d += r.iter().sum::<f32>();
+        }
+    }
+    Ok(db)
+}

@@ -1,0 +1,117 @@
+//! widen's CPU conv1d: im2col-as-a-view GEMMs on gemm's AVX-512/AVX2 kernels, batch items
+//! spread over rayon's threads, with its own backward pass (a full correlation for the input
+//! gradient, one accumulating GEMM per worker for the weight gradient).
+//!
+//! Registered for flex and ndarray (and their autodiff twins) through Burn's
+//! `#[backend_extension]` when widen-ops' `flex`/`ndarray`/`autodiff` features are on;
+//! [`crate::conv1d`] routes to it on those devices for f32 tensors and runs Burn's
+//! `module::conv1d` everywhere else (wgpu, other dtypes). Why: Burn 0.22's CPU conv1d goes
+//! through conv2d/conv3d with an im2col copy per tile and a generic backward (see
+//! docs/PERFORMANCE.md).
+
+mod gemm;
+pub mod kernel;
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod backend;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use burn::tensor::{Device, Tensor};
+
+pub use kernel::Geometry;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+static KERNEL_RUNS: AtomicU64 = AtomicU64::new(0);
+static FALLBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// Process-wide counts since start: passes (forward, or one backward) the kernel ran, and
+/// passes routed to it that it handed back to Burn's conv (a dtype or layout it cannot read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Passes the kernel ran.
+    pub kernel_runs: u64,
+    /// Passes it handed to Burn's conv.
+    pub fallbacks: u64,
+}
+
+/// The counts so far.
+pub fn stats() -> Stats {
+    Stats {
+        kernel_runs: KERNEL_RUNS.load(Ordering::Relaxed),
+        fallbacks: FALLBACKS.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
+fn count(ran: bool) {
+    let counter = if ran { &KERNEL_RUNS } else { &FALLBACKS };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Turns the kernel on or off process-wide (on by default). Off, [`crate::conv1d`] runs Burn's
+/// conv on every backend: what `widen bench --conv burn` measures side by side.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`crate::conv1d`] runs widen's kernel for tensors on `device`: the kernel is
+/// enabled, compiled for that backend, and (for training) its backward is compiled too.
+#[allow(unreachable_patterns, clippy::match_like_matches_macro)]
+pub fn accelerated(device: &Device) -> bool {
+    use burn::backend::DispatchDevice as D;
+    fn plain(d: &D) -> bool {
+        match d {
+            #[cfg(feature = "flex")]
+            D::Flex(_) => true,
+            #[cfg(feature = "ndarray")]
+            D::NdArray(_) => true,
+            _ => false,
+        }
+    }
+    if !ENABLED.load(Ordering::Relaxed) {
+        return false;
+    }
+    match device.as_dispatch() {
+        #[cfg(all(feature = "autodiff", any(feature = "flex", feature = "ndarray")))]
+        D::Autodiff(inner) => plain(inner),
+        d => plain(d),
+    }
+}
+
+/// Runs the kernel on `x [B, C, L]`, `weight [F, C/groups, K]`; the caller checked
+/// [`accelerated`] and the geometry.
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub(crate) fn conv1d(
+    x: Tensor<3>,
+    weight: Tensor<3>,
+    bias: Option<Tensor<1>>,
+    geometry: Geometry,
+) -> Tensor<3> {
+    use backend::WidenConv;
+    use burn::backend::Dispatch;
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([geometry.filters], &x.device()));
+    Tensor::from_dispatch(Dispatch::widen_conv1d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        geometry,
+    ))
+}
+
+/// Without a CPU backend compiled in there is no kernel to run; [`accelerated`] is false.
+#[cfg(not(any(feature = "flex", feature = "ndarray")))]
+pub(crate) fn conv1d(
+    x: Tensor<3>,
+    weight: Tensor<3>,
+    bias: Option<Tensor<1>>,
+    geometry: Geometry,
+) -> Tensor<3> {
+    let options = burn::tensor::ops::ConvOptions::new_with_padding(
+        [geometry.stride],
+        [(geometry.pad_left, geometry.pad_right)],
+        [geometry.dilation],
+        geometry.groups,
+    );
+    burn::tensor::module::conv1d(x, weight, bias, options)
+}
