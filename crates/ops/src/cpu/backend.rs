@@ -9,23 +9,24 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
-use burn::backend::tensor::FloatTensor;
 #[cfg(feature = "flex")]
 use burn::backend::Flex;
 #[cfg(feature = "ndarray")]
 use burn::backend::NdArray;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, TensorData};
 
 use super::kernel::{self, Geometry, Input};
+use super::norm;
 
 #[backend_extension(
     Flex: cfg(feature = "flex"),
     NdArray: cfg(feature = "ndarray"),
     Autodiff: cfg(feature = "autodiff")
 )]
-pub trait WidenConv: Backend {
+pub trait WidenCpu: Backend {
     /// Channels-first conv1d with `bias [F]` (zeros when the layer has none).
     fn widen_conv1d(
         x: FloatTensor<Self>,
@@ -33,6 +34,85 @@ pub trait WidenConv: Backend {
         bias: FloatTensor<Self>,
         geometry: Geometry,
     ) -> FloatTensor<Self>;
+
+    /// Training-mode batch norm of `[B, C, L]` over batch and length with `gamma`/`beta`
+    /// `[C]`: `(y, mean, biased variance)`; only `y` carries gradients.
+    fn widen_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+type Triple<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+fn batch_norm_host<B: Host>(
+    x: &FloatTensor<B>,
+    gamma: &FloatTensor<B>,
+    beta: &FloatTensor<B>,
+    eps: f64,
+) -> Option<(Triple<B>, norm::BatchStats)> {
+    let (xh, gh, bh) = (B::read(x)?, B::read(gamma)?, B::read(beta)?);
+    let shape = <[usize; 3]>::try_from(xh.shape.as_slice()).ok()?;
+    let (y, stats) = norm::forward_train(
+        &xh.input()?,
+        shape,
+        Some(&gh.contiguous()),
+        Some(&bh.contiguous()),
+        eps,
+    )
+    .ok()?;
+    let c = shape[1];
+    let out = (
+        B::write(y, shape.to_vec(), x),
+        B::write(stats.mean.clone(), vec![c], x),
+        B::write(stats.var.clone(), vec![c], x),
+    );
+    Some((out, stats))
+}
+
+/// The same maths in Burn's tensor ops, for a call the kernel refuses.
+fn batch_norm_burn<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    eps: f64,
+) -> Triple<B> {
+    let c = x.shape()[1];
+    let stat = |t| B::float_mean_dim(B::float_mean_dim(t, 2), 0);
+    let mean = stat(x.clone());
+    let centered = B::float_sub(x.clone(), mean.clone());
+    let var = stat(B::float_mul(centered.clone(), centered));
+    let inv = B::float_recip(B::float_sqrt(B::float_add_scalar(
+        var.clone(),
+        burn::backend::Scalar::Float(eps),
+    )));
+    let inv = B::float_mul(inv, B::float_reshape(gamma, [1, c, 1].into()));
+    let shift = B::float_sub(
+        B::float_reshape(beta, [1, c, 1].into()),
+        B::float_mul(mean.clone(), inv.clone()),
+    );
+    let y = B::float_add(B::float_mul(x, inv), shift);
+    (
+        y,
+        B::float_reshape(mean, [c].into()),
+        B::float_reshape(var, [c].into()),
+    )
+}
+
+fn batch_norm<B: Host>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    eps: f64,
+) -> Triple<B> {
+    let out = batch_norm_host::<B>(&x, &gamma, &beta, eps);
+    super::count(out.is_some());
+    match out {
+        Some((out, _)) => out,
+        None => batch_norm_burn::<B>(x, gamma, beta, eps),
+    }
 }
 
 /// Burn's options for the same geometry (the fallback path).
@@ -214,7 +294,7 @@ fn forward<B: Host>(
 }
 
 #[cfg(feature = "flex")]
-impl WidenConv for Flex {
+impl WidenCpu for Flex {
     fn widen_conv1d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -223,10 +303,19 @@ impl WidenConv for Flex {
     ) -> FloatTensor<Self> {
         forward::<Self>(x, weight, bias, geometry)
     }
+
+    fn widen_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> Triple<Self> {
+        batch_norm::<Self>(x, gamma, beta, epsilon)
+    }
 }
 
 #[cfg(feature = "ndarray")]
-impl WidenConv for NdArray {
+impl WidenCpu for NdArray {
     fn widen_conv1d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -234,6 +323,15 @@ impl WidenConv for NdArray {
         geometry: Geometry,
     ) -> FloatTensor<Self> {
         forward::<Self>(x, weight, bias, geometry)
+    }
+
+    fn widen_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> Triple<Self> {
+        batch_norm::<Self>(x, gamma, beta, epsilon)
     }
 }
 
@@ -245,8 +343,81 @@ mod autodiff {
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::{Autodiff, tensor::FloatTensor};
 
-    use super::{Host, WidenConv, kernel, options};
+    use burn::backend::AutodiffBackend;
+
+    use super::{Host, Triple, WidenCpu, batch_norm_burn, batch_norm_host, kernel, norm, options};
     use crate::cpu::kernel::Geometry;
+
+    /// The backward in Burn's ops, for a `dy` the kernel cannot read:
+    /// `dx = scale·(dy − mean(dy) − x̂·mean(dy·x̂))`, `dγ = Σ dy·x̂`, `dβ = Σ dy`.
+    fn norm_backward_burn<B: Host>(
+        x: FloatTensor<B>,
+        dy: FloatTensor<B>,
+        stats: &norm::BatchStats,
+        eps: f64,
+    ) -> Triple<B> {
+        let c = stats.mean.len();
+        let like = dy.clone();
+        let per_channel = |v: Vec<f32>| B::write(v, vec![1, c, 1], &like);
+        let rstd: Vec<f32> = stats
+            .var
+            .iter()
+            .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+            .collect();
+        let xhat = B::float_mul(
+            B::float_sub(x, per_channel(stats.mean.clone())),
+            per_channel(rstd),
+        );
+        let stat = |t| B::float_mean_dim(B::float_mean_dim(t, 2), 0);
+        let dy_xhat = B::float_mul(dy.clone(), xhat.clone());
+        let mean_dy = stat(dy.clone());
+        let mean_dy_xhat = stat(dy_xhat.clone());
+        let total = |t| B::float_reshape(B::float_sum_dim(B::float_sum_dim(t, 2), 0), [c].into());
+        let dgamma = total(dy_xhat);
+        let dbeta = total(dy.clone());
+        let inner = B::float_sub(B::float_sub(dy, mean_dy), B::float_mul(xhat, mean_dy_xhat));
+        let dx = B::float_mul(inner, per_channel(stats.scale.clone()));
+        (dx, dgamma, dbeta)
+    }
+
+    #[derive(Debug)]
+    struct NormBackward;
+
+    impl<B: Host> Backward<B, 3> for NormBackward {
+        /// The input handle, its batch statistics, epsilon.
+        type State = (FloatTensor<B>, norm::BatchStats, f64);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let dy = grads.consume::<B>(&ops.node);
+            let (x, stats, eps) = ops.state;
+            let c = stats.mean.len();
+            let computed = B::read(&x).zip(B::read(&dy)).and_then(|(xh, dyh)| {
+                let shape = <[usize; 3]>::try_from(xh.shape.as_slice()).ok()?;
+                norm::backward_train(&xh.input()?, shape, &dyh.contiguous(), &stats, eps)
+                    .ok()
+                    .map(|r| (r, shape))
+            });
+            super::super::count(computed.is_some());
+            let (dx, dgamma, dbeta) = match computed {
+                Some(((dx, dgamma, dbeta), shape)) => (
+                    B::write(dx, shape.to_vec(), &dy),
+                    B::write(dgamma, vec![c], &dy),
+                    B::write(dbeta, vec![c], &dy),
+                ),
+                None => norm_backward_burn::<B>(x, dy, &stats, eps),
+            };
+            if let Some(node) = node_x {
+                grads.register::<B>(node.id, dx);
+            }
+            if let Some(node) = node_gamma {
+                grads.register::<B>(node.id, dgamma);
+            }
+            if let Some(node) = node_beta {
+                grads.register::<B>(node.id, dbeta);
+            }
+        }
+    }
 
     #[derive(Debug)]
     struct ConvBackward;
@@ -316,7 +487,7 @@ mod autodiff {
         }
     }
 
-    impl<B: Host + WidenConv, C: CheckpointStrategy> WidenConv for Autodiff<B, C> {
+    impl<B: Host + WidenCpu, C: CheckpointStrategy> WidenCpu for Autodiff<B, C> {
         fn widen_conv1d(
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
@@ -336,6 +507,29 @@ mod autodiff {
                 }
                 OpsKind::UnTracked(prep) => prep.finish(B::widen_conv1d(x, w, bias, geometry)),
             }
+        }
+
+        fn widen_batch_norm_train(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            epsilon: f64,
+        ) -> Triple<Self> {
+            let host =
+                batch_norm_host::<B>(x.primitive(), gamma.primitive(), beta.primitive(), epsilon);
+            super::super::count(host.is_some());
+            let Some(((y, mean, var), stats)) = host else {
+                // Burn's composed ops, differentiated by Burn's autodiff.
+                return batch_norm_burn::<Self>(x, gamma, beta, epsilon);
+            };
+            let detached = |t| <Self as AutodiffBackend>::from_inner(t);
+            let nodes = [x.node(), gamma.node(), beta.node()];
+            let x = x.into_primitive();
+            let y = match NormBackward.prepare::<C>(nodes).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish((x, stats, epsilon), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            (y, detached(mean), detached(var))
         }
     }
 }

@@ -41,7 +41,10 @@ impl View {
     fn end(&self) -> Option<usize> {
         let last_row = (self.rows - 1).checked_mul(self.rs)?;
         let last_col = (self.cols - 1).checked_mul(self.cs)?;
-        self.offset.checked_add(last_row)?.checked_add(last_col)?.checked_add(1)
+        self.offset
+            .checked_add(last_row)?
+            .checked_add(last_col)?
+            .checked_add(1)
     }
 
     fn fits(&self, len: usize) -> bool {
@@ -166,8 +169,17 @@ mod tests {
             rs: 1,
             cs: 1,
         };
-        matmul(&mut y, View::row_major(0, 3, 1), &x, l, &w, View::row_major(0, 2, 1), false, 1)
-            .unwrap();
+        matmul(
+            &mut y,
+            View::row_major(0, 3, 1),
+            &x,
+            l,
+            &w,
+            View::row_major(0, 2, 1),
+            false,
+            1,
+        )
+        .unwrap();
         assert_eq!(y, [12.0, 23.0, 34.0]);
     }
 
@@ -185,8 +197,14 @@ mod tests {
             rs: 1,
             cs: 1,
         };
-        assert_eq!(matmul(&mut c, overlapping, &a, v, &a, v, false, 1), Err(BadView));
+        assert_eq!(
+            matmul(&mut c, overlapping, &a, v, &a, v, false, 1),
+            Err(BadView)
+        );
         let wrong_inner = View::row_major(0, 1, 2);
-        assert_eq!(matmul(&mut c, v, &a, v, &a, wrong_inner, false, 1), Err(BadView));
+        assert_eq!(
+            matmul(&mut c, v, &a, v, &a, wrong_inner, false, 1),
+            Err(BadView)
+        );
     }
 }

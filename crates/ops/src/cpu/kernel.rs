@@ -180,7 +180,10 @@ fn cols<'a>(
         (xcl, v)
     } else {
         im2col(xcl, grp, g, out_len, col);
-        (col, View::row_major(0, out_len, g.kernel * g.in_per_group()))
+        (
+            col,
+            View::row_major(0, out_len, g.kernel * g.in_per_group()),
+        )
     }
 }
 
@@ -220,11 +223,18 @@ fn unpack_weight(packed: &[f32], g: &Geometry) -> Vec<f32> {
     w
 }
 
+/// Below this many multiply-adds a call runs on the calling thread: rayon's hand-off costs
+/// more than the work (the bench's seed conv has 0.37 M).
+const PARALLEL_FROM: usize = 1 << 22;
+
 /// Splits `0..batch` over rayon's threads when there are enough items; otherwise each GEMM
 /// gets the threads itself. Returns (items run in parallel?, threads per GEMM).
-fn plan(batch: usize) -> (bool, usize) {
+fn plan(g: &Geometry) -> (bool, usize) {
     let threads = rayon::current_num_threads().max(1);
-    if batch >= threads {
+    let work = g.out_len().unwrap_or(0) * g.batch * g.filters * g.channels / g.groups * g.kernel;
+    if work < PARALLEL_FROM || threads == 1 {
+        (false, 1)
+    } else if g.batch >= threads {
         (true, 1)
     } else {
         (false, threads)
@@ -249,7 +259,7 @@ pub fn forward(
     let (f, fg, cg, k) = (g.filters, g.out_per_group(), g.in_per_group(), g.kernel);
     let packed = pack_weight(w, g);
     let mut y = vec![0.0f32; g.batch * f * out_len];
-    let (par_items, gemm_threads) = plan(g.batch);
+    let (par_items, gemm_threads) = plan(g);
     let item = |scratch: &mut (Vec<f32>, Vec<f32>), (b, yb): (usize, &mut [f32])| {
         let (xcl, col) = scratch;
         to_channels_last(x, b, g, xcl);
@@ -320,7 +330,7 @@ pub fn backward_input(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>, R
         Vec::new()
     };
     let mut dx = vec![0.0f32; g.batch * c * l];
-    let (par_items, gemm_threads) = plan(g.batch);
+    let (par_items, gemm_threads) = plan(g);
     let item = |scratch: &mut Vec<f32>, (b, dxb): (usize, &mut [f32])| {
         let dyb = &dy[b * f * out_len..(b + 1) * f * out_len];
         if full {
@@ -419,7 +429,7 @@ pub fn backward_weight(x: &Input<'_>, dy: &[f32], g: &Geometry) -> Result<Vec<f3
     }
     let (f, fg, cg, k) = (g.filters, g.out_per_group(), g.in_per_group(), g.kernel);
     let size = f * cg * k;
-    let (par_items, gemm_threads) = plan(g.batch);
+    let (par_items, gemm_threads) = plan(g);
     // Each worker sums its batch items into its own packed gradient; the partial sums add up.
     let accumulate = |acc: &mut Vec<f32>, xcl: &mut Vec<f32>, col: &mut Vec<f32>, b: usize| {
         to_channels_last(x, b, g, xcl);

@@ -11,6 +11,7 @@
 
 mod gemm;
 pub mod kernel;
+pub mod norm;
 
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod backend;
@@ -88,7 +89,7 @@ pub(crate) fn conv1d(
     bias: Option<Tensor<1>>,
     geometry: Geometry,
 ) -> Tensor<3> {
-    use backend::WidenConv;
+    use backend::WidenCpu;
     use burn::backend::Dispatch;
     let bias = bias.unwrap_or_else(|| Tensor::zeros([geometry.filters], &x.device()));
     Tensor::from_dispatch(Dispatch::widen_conv1d(
@@ -97,6 +98,69 @@ pub(crate) fn conv1d(
         bias.into_dispatch(),
         geometry,
     ))
+}
+
+/// Training-mode batch normalisation of channels-first `x [B, C, L]` over batch and length:
+/// `(y, batch mean, biased batch variance)` with `y = x·scale + shift`, `scale = γ/√(var+ε)`,
+/// `shift = β − mean·scale` (TensorFlow's order). `None` when the kernel does not serve `x`'s
+/// device or dtype, or the shapes disagree; the caller then composes Burn's ops.
+pub fn batch_norm_train(
+    x: &Tensor<3>,
+    gamma: Option<&Tensor<1>>,
+    beta: Option<&Tensor<1>>,
+    epsilon: f64,
+) -> Option<(Tensor<3>, Tensor<1>, Tensor<1>)> {
+    let [b, c, l] = x.dims();
+    let fits = |t: Option<&Tensor<1>>| {
+        t.is_none_or(|t| t.dims() == [c] && t.dtype() == burn::tensor::DType::F32)
+    };
+    if b == 0
+        || c == 0
+        || l == 0
+        || x.dtype() != burn::tensor::DType::F32
+        || !fits(gamma)
+        || !fits(beta)
+        || !accelerated(&x.device())
+    {
+        return None;
+    }
+    batch_norm_dispatch(x, gamma, beta, epsilon)
+}
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+fn batch_norm_dispatch(
+    x: &Tensor<3>,
+    gamma: Option<&Tensor<1>>,
+    beta: Option<&Tensor<1>>,
+    epsilon: f64,
+) -> Option<(Tensor<3>, Tensor<1>, Tensor<1>)> {
+    use backend::WidenCpu;
+    use burn::backend::Dispatch;
+    let c = x.dims()[1];
+    let device = x.device();
+    let gamma = gamma.cloned().unwrap_or_else(|| Tensor::ones([c], &device));
+    let beta = beta.cloned().unwrap_or_else(|| Tensor::zeros([c], &device));
+    let (y, mean, var) = Dispatch::widen_batch_norm_train(
+        x.clone().into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
+    Some((
+        Tensor::from_dispatch(y),
+        Tensor::from_dispatch(mean),
+        Tensor::from_dispatch(var),
+    ))
+}
+
+#[cfg(not(any(feature = "flex", feature = "ndarray")))]
+fn batch_norm_dispatch(
+    _: &Tensor<3>,
+    _: Option<&Tensor<1>>,
+    _: Option<&Tensor<1>>,
+    _: f64,
+) -> Option<(Tensor<3>, Tensor<1>, Tensor<1>)> {
+    None
 }
 
 /// Without a CPU backend compiled in there is no kernel to run; [`accelerated`] is false.

@@ -45,24 +45,32 @@ fn case() -> impl Strategy<Value = Case> {
         (1usize..6, 1usize..4, 1usize..3, 1usize..30),
         (padding, any::<u64>()),
     )
-        .prop_map(|((batch, groups, ci, co), (kernel, stride, dilation, length), (padding, seed))| {
-            Case {
-                batch,
-                groups,
-                in_per_group: ci,
-                out_per_group: co,
-                kernel,
-                stride,
-                // Keras refuses stride > 1 with dilation > 1.
-                dilation: if stride > 1 { 1 } else { dilation },
-                length,
-                padding,
-                seed,
-            }
-        })
+        .prop_map(
+            |((batch, groups, ci, co), (kernel, stride, dilation, length), (padding, seed))| {
+                Case {
+                    batch,
+                    groups,
+                    in_per_group: ci,
+                    out_per_group: co,
+                    kernel,
+                    stride,
+                    // Keras refuses stride > 1 with dilation > 1.
+                    dilation: if stride > 1 { 1 } else { dilation },
+                    length,
+                    padding,
+                    seed,
+                }
+            },
+        )
 }
 
-fn close(name: &str, what: &str, got: &[f32], want: &[f64], case: &Case) -> Result<(), TestCaseError> {
+fn close(
+    name: &str,
+    what: &str,
+    got: &[f32],
+    want: &[f64],
+    case: &Case,
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(got.len(), want.len(), "{} {}", name, what);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let tol = 1e-4 * w.abs().max(1.0);
@@ -92,14 +100,29 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
     let w = pseudo_random(o * case.in_per_group * k, case.seed ^ 1);
     let bias = pseudo_random(o, case.seed ^ 2);
     let (xa, wa) = (array(&x, &[b, c, l]), array(&w, &[o, case.in_per_group, k]));
-    let Ok(y) = reference::conv1d(&xa, &wa, None, case.stride, case.dilation, case.groups, case.padding) else {
+    let Ok(y) = reference::conv1d(
+        &xa,
+        &wa,
+        None,
+        case.stride,
+        case.dilation,
+        case.groups,
+        case.padding,
+    ) else {
         return Ok(()); // geometry the forward refuses; conv_prop checks the errors match
     };
     let dy = pseudo_random(y.values.len(), case.seed ^ 3);
     let dya = array(&dy, &y.shape);
-    let (dx, dw, db) =
-        reference::conv1d_backward(&xa, &wa, &dya, case.stride, case.dilation, case.groups, case.padding)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let (dx, dw, db) = reference::conv1d_backward(
+        &xa,
+        &wa,
+        &dya,
+        case.stride,
+        case.dilation,
+        case.groups,
+        case.padding,
+    )
+    .map_err(|e| TestCaseError::fail(e.to_string()))?;
 
     // The kernel on host slices, with no Burn in between.
     let geo = conv_output(l, k, case.stride, case.dilation, case.padding).unwrap();
@@ -122,10 +145,34 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
         .enumerate()
         .map(|(i, v)| v + bias[(i / y.shape[2]) % o] as f64)
         .collect();
-    close("kernel", "y", &kernel::forward(&input, &w, Some(&bias), &g).unwrap(), &want_y, case)?;
-    close("kernel", "dx", &kernel::backward_input(&dy, &w, &g).unwrap(), &dx.values, case)?;
-    close("kernel", "dw", &kernel::backward_weight(&input, &dy, &g).unwrap(), &dw.values, case)?;
-    close("kernel", "db", &kernel::backward_bias(&dy, &g).unwrap(), &db, case)?;
+    close(
+        "kernel",
+        "y",
+        &kernel::forward(&input, &w, Some(&bias), &g).unwrap(),
+        &want_y,
+        case,
+    )?;
+    close(
+        "kernel",
+        "dx",
+        &kernel::backward_input(&dy, &w, &g).unwrap(),
+        &dx.values,
+        case,
+    )?;
+    close(
+        "kernel",
+        "dw",
+        &kernel::backward_weight(&input, &dy, &g).unwrap(),
+        &dw.values,
+        case,
+    )?;
+    close(
+        "kernel",
+        "db",
+        &kernel::backward_bias(&dy, &g).unwrap(),
+        &db,
+        case,
+    )?;
 
     let before = cpu::stats();
     for (name, device) in devices() {
@@ -137,8 +184,20 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let up: Tensor<3> = tensor3(&dy, [b, o, y.shape[2]], &device);
         let grads = (out * up).sum().backward();
-        close(name, "dx", &values(xt.grad(&grads).unwrap()), &dx.values, case)?;
-        close(name, "dw", &values(wt.grad(&grads).unwrap()), &dw.values, case)?;
+        close(
+            name,
+            "dx",
+            &values(xt.grad(&grads).unwrap()),
+            &dx.values,
+            case,
+        )?;
+        close(
+            name,
+            "dw",
+            &values(wt.grad(&grads).unwrap()),
+            &dw.values,
+            case,
+        )?;
         close(name, "db", &values(bt.grad(&grads).unwrap()), &db, case)?;
     }
     // With the backends' features on, those passes ran in widen's kernel (forward and backward
@@ -146,7 +205,12 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
     #[cfg(all(feature = "flex", feature = "ndarray", feature = "autodiff"))]
     {
         let after = cpu::stats();
-        prop_assert!(after.kernel_runs >= before.kernel_runs + 4, "{:?} -> {:?}", before, after);
+        prop_assert!(
+            after.kernel_runs >= before.kernel_runs + 4,
+            "{:?} -> {:?}",
+            before,
+            after
+        );
         prop_assert_eq!(after.fallbacks, 0);
     }
     let _ = before;
@@ -202,6 +266,18 @@ fn mid_size_conv_matches_reference() {
         seed: 11,
     };
     run(&case).unwrap();
-    run(&Case { batch: 1, stride: 2, ..case.clone() }).unwrap();
-    run(&Case { groups: 4, in_per_group: 6, out_per_group: 10, dilation: 3, ..case }).unwrap();
+    run(&Case {
+        batch: 1,
+        stride: 2,
+        ..case.clone()
+    })
+    .unwrap();
+    run(&Case {
+        groups: 4,
+        in_per_group: 6,
+        out_per_group: 10,
+        dilation: 3,
+        ..case
+    })
+    .unwrap();
 }

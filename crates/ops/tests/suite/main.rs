@@ -6,3 +6,4 @@ mod common;
 mod conv_grad_prop;
 mod conv_prop;
 mod keras;
+mod norm_prop;
