@@ -122,11 +122,11 @@ pub fn conv1d_backward(
     let mut dw = vec![0.0; weight.values.len()];
     let mut db = vec![0.0; o];
     for bi in 0..b {
-        for oi in 0..o {
+        for (oi, db_o) in db.iter_mut().enumerate() {
             let g = oi / og;
             for t in 0..lo {
                 let up = dy.values[(bi * o + oi) * lo + t];
-                db[oi] += up;
+                *db_o += up;
                 for ci in 0..cg {
                     let cin = g * cg + ci;
                     for ki in 0..k {

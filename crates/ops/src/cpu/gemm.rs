@@ -65,6 +65,7 @@ pub(crate) struct BadView;
 
 /// `dst = dst + lhs · rhs` when `accumulate`, else `dst = lhs · rhs`. `threads` > 1 lets gemm
 /// split the product over rayon's pool; callers that already run one product per thread pass 1.
+#[allow(clippy::too_many_arguments)] // three (slice, view) pairs: gemm's own call takes 18
 pub(crate) fn matmul(
     dst: &mut [f32],
     d: View,
@@ -136,6 +137,7 @@ pub(crate) fn matmul(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

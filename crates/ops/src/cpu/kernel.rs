@@ -74,8 +74,8 @@ impl Geometry {
         ]
         .iter()
         .all(|&v| v > 0)
-            && self.channels % self.groups == 0
-            && self.filters % self.groups == 0
+            && self.channels.is_multiple_of(self.groups)
+            && self.filters.is_multiple_of(self.groups)
             && self.out_len().is_some()
     }
 }

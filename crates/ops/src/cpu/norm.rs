@@ -133,6 +133,9 @@ pub fn affine(x: &Input<'_>, shape: [usize; 3], scale: &[f32], shift: &[f32]) ->
     y
 }
 
+/// `(dx, dgamma, dbeta)`.
+pub type Gradients = (Vec<f32>, Vec<f32>, Vec<f32>);
+
 /// Gradients of [`forward_train`] for upstream `dy` (`[B, C, L]` contiguous): `(dx, dgamma,
 /// dbeta)`. `dx = scale·(dy − mean(dy) − x̂·mean(dy·x̂))` with `x̂ = (x − mean)/σ`.
 pub fn backward_train(
@@ -141,7 +144,7 @@ pub fn backward_train(
     dy: &[f32],
     stats: &BatchStats,
     eps: f64,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>), Refused> {
+) -> Result<Gradients, Refused> {
     let [b, c, l] = shape;
     if !dims_ok(x, shape) || dy.len() != b * c * l || stats.mean.len() != c {
         return Err(Refused);
