@@ -267,6 +267,22 @@ impl BatchNorm1d {
         x * inv + shift
     }
 
+    /// The inference-mode normalisation as one scale and shift per channel (`y = x·scale +
+    /// shift`), computed exactly as the inference forward computes them.
+    pub fn inference_affine(&self) -> (Tensor<1>, Tensor<1>) {
+        let mean = self.moving_mean.value_sync();
+        let var = self.moving_variance.value_sync();
+        let mut inv = var.add_scalar(self.config.epsilon).sqrt().recip();
+        if let Some(gamma) = &self.gamma {
+            inv = inv * gamma.val();
+        }
+        let shift = match &self.beta {
+            Some(beta) => beta.val() - mean * inv.clone(),
+            None => mean.neg() * inv.clone(),
+        };
+        (inv, shift)
+    }
+
     fn update_moving(&self, mean: Tensor<1>, var: Tensor<1>, n: usize) {
         let mean = mean.detach();
         let mut var = var.detach();

@@ -537,10 +537,66 @@ impl Sequential {
     /// Runs the model in `mode`. 3-D outputs come back in the input's data format.
     pub fn forward_mode(&self, x: Tensor<3>, mode: Mode) -> Result<Value, LayerError> {
         let mut value = Value::Seq(self.enter(x)?);
-        for layer in &self.layers {
+        let mut i = 0;
+        while let Some(layer) = self.layers.get(i) {
+            if let Some((y, used)) = self.fused_head(i, &value, mode) {
+                value = Value::Flat(y);
+                i += used;
+                continue;
+            }
             value = layer.forward(value, mode)?;
+            i += 1;
         }
         Ok(self.leave(value))
+    }
+
+    /// Conv1D → [BatchNorm in inference] → GlobalMax/AvgPool starting at layer `i`, run as one
+    /// fused CPU op (widen-ops' `conv1d_global_pool`): the `[B, F, L]` activation is never
+    /// materialised. Returns the pooled output and how many layers it covered, or `None` where
+    /// the pattern, the mode, the activation or the device does not allow it (the layers then
+    /// run one by one, with the same result).
+    fn fused_head(&self, i: usize, value: &Value, mode: Mode) -> Option<(Tensor<2>, usize)> {
+        let Value::Seq(x) = value else {
+            return None;
+        };
+        let Some(Layer::Conv1d(conv)) = self.layers.get(i) else {
+            return None;
+        };
+        let activation = match conv.config.activation {
+            crate::Activation::Linear => widen_ops::cpu::Monotone::Linear,
+            crate::Activation::Relu => widen_ops::cpu::Monotone::Relu,
+            _ => return None,
+        };
+        let f = conv.weight.dims()[0];
+        let device = x.device();
+        let (scale, shift, next) = match self.layers.get(i + 1) {
+            Some(Layer::BatchNorm1d(bn)) if mode == Mode::Inference || !bn.is_trainable() => {
+                let (scale, shift) = bn.inference_affine();
+                (scale, shift, i + 2)
+            }
+            _ => (
+                Tensor::ones([f], &device),
+                Tensor::zeros([f], &device),
+                i + 1,
+            ),
+        };
+        let pool = match self.layers.get(next) {
+            Some(Layer::GlobalMaxPool1d(_)) => widen_ops::cpu::GlobalPool::Max,
+            Some(Layer::GlobalAvgPool1d(_)) => widen_ops::cpu::GlobalPool::Avg,
+            _ => return None,
+        };
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        let y = widen_ops::cpu::conv1d_global_pool(
+            x,
+            &conv.weight.val(),
+            bias.as_ref(),
+            &conv.config.spec(),
+            activation,
+            &scale,
+            &shift,
+            pool,
+        )?;
+        Some((y, next + 1 - i))
     }
 
     /// Inference forward (Keras `model(x, training=False)`).

@@ -115,6 +115,39 @@ fn check(
     ))
 }
 
+fn geometry_of(
+    x: [usize; 3],
+    weight: [usize; 3],
+    options: &ConvOptions<1>,
+) -> crate::cpu::Geometry {
+    let [batch, channels, length] = x;
+    let [filters, _, kernel] = weight;
+    let [(pad_left, pad_right)] = options.padding;
+    crate::cpu::Geometry {
+        batch,
+        channels,
+        length,
+        filters,
+        kernel,
+        stride: options.stride[0],
+        dilation: options.dilation[0],
+        groups: options.groups,
+        pad_left,
+        pad_right,
+    }
+}
+
+/// The kernel geometry of a checked call (same errors as [`conv1d`]).
+pub(crate) fn geometry(
+    x: &Tensor<3>,
+    weight: &Tensor<3>,
+    bias: Option<&Tensor<1>>,
+    spec: &Conv1dSpec,
+) -> Result<crate::cpu::Geometry, OpsError> {
+    let options = check(x.dims(), weight.dims(), bias.map(|b| b.dims()), spec)?;
+    Ok(geometry_of(x.dims(), weight.dims(), &options))
+}
+
 /// Channels-first convolution: `x: [batch, channels, length]`, `weight: [filters,
 /// channels / groups, kernel]` (Burn/PyTorch layout), optional `bias: [filters]`; returns
 /// `[batch, filters, length_out]` with `length_out` from [`conv_output`].
@@ -135,21 +168,7 @@ pub fn conv1d(
         .chain(bias.as_ref().map(Tensor::dtype))
         .all(|d| d == DType::F32);
     if f32s && crate::cpu::accelerated(&x.device()) {
-        let [batch, channels, length] = x.dims();
-        let [filters, _, kernel] = weight.dims();
-        let [(pad_left, pad_right)] = options.padding;
-        let geometry = crate::cpu::Geometry {
-            batch,
-            channels,
-            length,
-            filters,
-            kernel,
-            stride: spec.stride,
-            dilation: spec.dilation,
-            groups: spec.groups,
-            pad_left,
-            pad_right,
-        };
+        let geometry = geometry_of(x.dims(), weight.dims(), &options);
         return Ok(crate::cpu::conv1d(x, weight, bias, geometry));
     }
     Ok(module::conv1d(x, weight, bias, options))

@@ -18,7 +18,7 @@ use burn::backend::{Backend, TensorMetadata, backend_extension};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, TensorData};
 
-use super::kernel::{self, Geometry, Input};
+use super::kernel::{self, Geometry, GlobalPool, Input, Monotone};
 use super::norm;
 
 #[backend_extension(
@@ -43,6 +43,91 @@ pub trait WidenCpu: Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Inference-only conv → activation → `·scale + shift` → global pool: `[B, F]`.
+    #[allow(clippy::too_many_arguments)]
+    fn widen_conv1d_global_pool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        geometry: Geometry,
+        activation: Monotone,
+        pool: GlobalPool,
+    ) -> FloatTensor<Self>;
+}
+
+/// The fused pipeline on the host; `None` if the kernel refuses.
+#[allow(clippy::too_many_arguments)]
+fn conv_pool_host<B: Host>(
+    x: &FloatTensor<B>,
+    w: &FloatTensor<B>,
+    bias: &FloatTensor<B>,
+    scale: &FloatTensor<B>,
+    shift: &FloatTensor<B>,
+    g: &Geometry,
+    activation: Monotone,
+    pool: GlobalPool,
+) -> Option<FloatTensor<B>> {
+    let (xh, wh, bh) = (B::read(x)?, B::read(w)?, B::read(bias)?);
+    let (sh, hh) = (B::read(scale)?, B::read(shift)?);
+    let y = kernel::forward_global_pool(
+        &xh.input()?,
+        &wh.contiguous(),
+        Some(&bh.contiguous()),
+        g,
+        activation,
+        &sh.contiguous(),
+        &hh.contiguous(),
+        pool,
+    )
+    .ok()?;
+    Some(B::write(y, vec![g.batch, g.filters], x))
+}
+
+/// The same pipeline in Burn's ops, for a call the kernel refuses.
+#[allow(clippy::too_many_arguments)]
+fn conv_pool_burn<B: Backend>(
+    x: FloatTensor<B>,
+    w: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    scale: FloatTensor<B>,
+    shift: FloatTensor<B>,
+    g: &Geometry,
+    activation: Monotone,
+    pool: GlobalPool,
+) -> FloatTensor<B> {
+    let f = g.filters;
+    let mut y = B::conv1d(x, w, Some(bias), options(g));
+    if activation == Monotone::Relu {
+        y = B::relu(y);
+    }
+    let y = B::float_add(
+        B::float_mul(y, B::float_reshape(scale, [1, f, 1].into())),
+        B::float_reshape(shift, [1, f, 1].into()),
+    );
+    let pooled = match pool {
+        GlobalPool::Max => B::float_max_dim(y, 2),
+        GlobalPool::Avg => B::float_mean_dim(y, 2),
+    };
+    B::float_reshape(pooled, [g.batch, f].into())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_pool<B: Host>(
+    x: FloatTensor<B>,
+    w: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    scale: FloatTensor<B>,
+    shift: FloatTensor<B>,
+    g: Geometry,
+    activation: Monotone,
+    pool: GlobalPool,
+) -> FloatTensor<B> {
+    let y = conv_pool_host::<B>(&x, &w, &bias, &scale, &shift, &g, activation, pool);
+    super::count(y.is_some());
+    y.unwrap_or_else(|| conv_pool_burn::<B>(x, w, bias, scale, shift, &g, activation, pool))
 }
 
 type Triple<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
@@ -295,6 +380,19 @@ fn forward<B: Host>(
 
 #[cfg(feature = "flex")]
 impl WidenCpu for Flex {
+    fn widen_conv1d_global_pool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        geometry: Geometry,
+        activation: Monotone,
+        pool: GlobalPool,
+    ) -> FloatTensor<Self> {
+        conv_pool::<Self>(x, weight, bias, scale, shift, geometry, activation, pool)
+    }
+
     fn widen_conv1d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -316,6 +414,19 @@ impl WidenCpu for Flex {
 
 #[cfg(feature = "ndarray")]
 impl WidenCpu for NdArray {
+    fn widen_conv1d_global_pool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        geometry: Geometry,
+        activation: Monotone,
+        pool: GlobalPool,
+    ) -> FloatTensor<Self> {
+        conv_pool::<Self>(x, weight, bias, scale, shift, geometry, activation, pool)
+    }
+
     fn widen_conv1d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -346,7 +457,7 @@ mod autodiff {
     use burn::backend::AutodiffBackend;
 
     use super::{Host, Triple, WidenCpu, batch_norm_burn, batch_norm_host, kernel, norm, options};
-    use crate::cpu::kernel::Geometry;
+    use crate::cpu::kernel::{Geometry, GlobalPool, Monotone};
 
     /// The backward in Burn's ops, for a `dy` the kernel cannot read:
     /// `dx = scale·(dy − mean(dy) − x̂·mean(dy·x̂))`, `dγ = Σ dy·x̂`, `dβ = Σ dy`.
@@ -507,6 +618,30 @@ mod autodiff {
                 }
                 OpsKind::UnTracked(prep) => prep.finish(B::widen_conv1d(x, w, bias, geometry)),
             }
+        }
+
+        /// Inference only: the output carries no gradient (callers route autodiff devices to
+        /// the unfused layers).
+        fn widen_conv1d_global_pool(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            bias: FloatTensor<Self>,
+            scale: FloatTensor<Self>,
+            shift: FloatTensor<Self>,
+            geometry: Geometry,
+            activation: Monotone,
+            pool: GlobalPool,
+        ) -> FloatTensor<Self> {
+            <Self as AutodiffBackend>::from_inner(B::widen_conv1d_global_pool(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                scale.into_primitive(),
+                shift.into_primitive(),
+                geometry,
+                activation,
+                pool,
+            ))
         }
 
         fn widen_batch_norm_train(

@@ -241,6 +241,35 @@ fn plan(g: &Geometry) -> (bool, usize) {
     }
 }
 
+/// Per-thread buffers of the forward: channels-last input, im2col block, product block.
+#[derive(Default)]
+struct Scratch {
+    xcl: Vec<f32>,
+    col: Vec<f32>,
+    out: Vec<f32>,
+}
+
+/// `dst[f·rows + l] = src[l·cols + f] + bias[f]`, in tiles of 16 rows so both sides stream.
+fn transpose_add_bias(
+    src: &[f32],
+    dst: &mut [f32],
+    rows: usize,
+    cols: usize,
+    bias: Option<&[f32]>,
+) {
+    const TILE: usize = 16;
+    for l0 in (0..rows).step_by(TILE) {
+        let l1 = (l0 + TILE).min(rows);
+        for f in 0..cols {
+            let b = bias.map_or(0.0, |b| b[f]);
+            let row = &mut dst[f * rows + l0..f * rows + l1];
+            for (i, o) in row.iter_mut().enumerate() {
+                *o = src[(l0 + i) * cols + f] + b;
+            }
+        }
+    }
+}
+
 /// Forward: `x [B, C, L]`, `w [F, C/groups, K]` (contiguous), `bias [F]`; returns `[B, F, L_out]`.
 pub fn forward(
     x: &Input<'_>,
@@ -260,35 +289,34 @@ pub fn forward(
     let packed = pack_weight(w, g);
     let mut y = vec![0.0f32; g.batch * f * out_len];
     let (par_items, gemm_threads) = plan(g);
-    let item = |scratch: &mut (Vec<f32>, Vec<f32>), (b, yb): (usize, &mut [f32])| {
-        let (xcl, col) = scratch;
+    let item = |scratch: &mut Scratch, (b, yb): (usize, &mut [f32])| {
+        let Scratch { xcl, col, out } = scratch;
         to_channels_last(x, b, g, xcl);
-        if let Some(bias) = bias {
-            for (row, &v) in yb.chunks_exact_mut(out_len).zip(bias) {
-                row.fill(v);
-            }
-        }
+        out.resize(out_len * fg, 0.0);
         for grp in 0..g.groups {
             let (lhs, l) = cols(xcl, col, grp, g, out_len);
-            // Channels-first output: element (l, f) of this group's block at f·L_out + l.
-            let d = View {
-                offset: grp * fg * out_len,
-                rows: out_len,
-                cols: fg,
-                rs: 1,
-                cs: out_len,
-            };
+            // Channels-last product first: gemm runs fastest with the filters as its short
+            // side, and the block (L_out × F_g) stays in L2 for the transpose below.
+            let d = View::row_major(0, out_len, fg);
             let r = View::row_major(grp * k * cg * fg, k * cg, fg);
-            matmul(yb, d, lhs, l, &packed, r, bias.is_some(), gemm_threads)?;
+            matmul(out, d, lhs, l, &packed, r, false, gemm_threads)?;
+            let yg = &mut yb[grp * fg * out_len..(grp + 1) * fg * out_len];
+            transpose_add_bias(
+                out,
+                yg,
+                out_len,
+                fg,
+                bias.map(|b| &b[grp * fg..(grp + 1) * fg]),
+            );
         }
         Ok::<(), Refused>(())
     };
     if par_items {
         y.par_chunks_mut(f * out_len)
             .enumerate()
-            .try_for_each_init(|| (Vec::new(), Vec::new()), item)?;
+            .try_for_each_init(Scratch::default, item)?;
     } else {
-        let mut scratch = (Vec::new(), Vec::new());
+        let mut scratch = Scratch::default();
         for c in y.chunks_mut(f * out_len).enumerate() {
             item(&mut scratch, c)?;
         }
@@ -490,4 +518,118 @@ pub fn backward_bias(dy: &[f32], g: &Geometry) -> Result<Vec<f32>, Refused> {
         }
     }
     Ok(db)
+}
+
+/// An elementwise activation that never decreases, so a global max commutes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Monotone {
+    /// Identity.
+    Linear,
+    /// `max(v, 0)`.
+    Relu,
+}
+
+impl Monotone {
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Self::Linear => v,
+            Self::Relu => v.max(0.0),
+        }
+    }
+}
+
+/// A global pooling over length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GlobalPool {
+    /// Maximum.
+    Max,
+    /// Mean.
+    Avg,
+}
+
+/// Inference forward of conv → activation → per-channel affine (`·scale + shift`, a BatchNorm
+/// in inference) → global pool, returning `[B, F]` without materialising the `[B, F, L_out]`
+/// activation: each batch item's product block is pooled while it sits in cache.
+///
+/// The max is exact, not approximate: bias add, a non-decreasing activation and a positive
+/// scale are all monotone under rounding, so the max of the pipeline is the pipeline of the
+/// max (of the min, for a negative scale). The mean sums `act(v + b)` over length, then scales.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_global_pool(
+    x: &Input<'_>,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    activation: Monotone,
+    scale: &[f32],
+    shift: &[f32],
+    pool: GlobalPool,
+) -> Result<Vec<f32>, Refused> {
+    if !g.valid()
+        || !x.fits([g.batch, g.channels, g.length])
+        || w.len() != g.filters * g.in_per_group() * g.kernel
+        || bias.is_some_and(|b| b.len() != g.filters)
+        || scale.len() != g.filters
+        || shift.len() != g.filters
+    {
+        return Err(Refused);
+    }
+    let out_len = g.out_len().ok_or(Refused)?;
+    let (f, fg, cg, k) = (g.filters, g.out_per_group(), g.in_per_group(), g.kernel);
+    let packed = pack_weight(w, g);
+    let mut y = vec![0.0f32; g.batch * f];
+    let (par_items, gemm_threads) = plan(g);
+    let item = |scratch: &mut Scratch, (b, yb): (usize, &mut [f32])| {
+        let Scratch { xcl, col, out } = scratch;
+        to_channels_last(x, b, g, xcl);
+        out.resize(out_len * fg, 0.0);
+        for grp in 0..g.groups {
+            let (lhs, l) = cols(xcl, col, grp, g, out_len);
+            let d = View::row_major(0, out_len, fg);
+            let r = View::row_major(grp * k * cg * fg, k * cg, fg);
+            matmul(out, d, lhs, l, &packed, r, false, gemm_threads)?;
+            let channels = grp * fg..(grp + 1) * fg;
+            let bias_g = |j: usize| bias.map_or(0.0, |b| b[grp * fg + j]);
+            match pool {
+                GlobalPool::Max => {
+                    let mut hi = vec![f32::NEG_INFINITY; fg];
+                    let mut lo = vec![f32::INFINITY; fg];
+                    for row in out.chunks_exact(fg) {
+                        for ((h, l), &v) in hi.iter_mut().zip(lo.iter_mut()).zip(row) {
+                            *h = h.max(v);
+                            *l = l.min(v);
+                        }
+                    }
+                    for (j, ch) in channels.enumerate() {
+                        let s = scale[ch];
+                        let v = if s >= 0.0 { hi[j] } else { lo[j] };
+                        yb[ch] = activation.apply(v + bias_g(j)) * s + shift[ch];
+                    }
+                }
+                GlobalPool::Avg => {
+                    let mut sum = vec![0.0f64; fg];
+                    for row in out.chunks_exact(fg) {
+                        for (j, (acc, &v)) in sum.iter_mut().zip(row).enumerate() {
+                            *acc += activation.apply(v + bias_g(j)) as f64;
+                        }
+                    }
+                    for (j, ch) in channels.enumerate() {
+                        yb[ch] = (sum[j] / out_len as f64) as f32 * scale[ch] + shift[ch];
+                    }
+                }
+            }
+        }
+        Ok::<(), Refused>(())
+    };
+    if par_items {
+        y.par_chunks_mut(f)
+            .enumerate()
+            .try_for_each_init(Scratch::default, item)?;
+    } else {
+        let mut scratch = Scratch::default();
+        for c in y.chunks_mut(f).enumerate() {
+            item(&mut scratch, c)?;
+        }
+    }
+    Ok(y)
 }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use burn::tensor::{Device, Tensor};
 
-pub use kernel::Geometry;
+pub use kernel::{Geometry, GlobalPool, Monotone};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static KERNEL_RUNS: AtomicU64 = AtomicU64::new(0);
@@ -160,6 +160,81 @@ fn batch_norm_dispatch(
     _: Option<&Tensor<1>>,
     _: f64,
 ) -> Option<(Tensor<3>, Tensor<1>, Tensor<1>)> {
+    None
+}
+
+/// Inference of conv → `activation` → `·scale + shift` (a BatchNorm in inference; ones and
+/// zeros for none) → global `pool` over length, fused: `[B, F]` from `x [B, C, L]` without the
+/// `[B, F, L_out]` activation. `None` when the kernel does not serve the device (autodiff
+/// devices included: the fused output has no gradient) or a dtype; the caller runs the layers.
+#[allow(clippy::too_many_arguments)]
+pub fn conv1d_global_pool(
+    x: &Tensor<3>,
+    weight: &Tensor<3>,
+    bias: Option<&Tensor<1>>,
+    spec: &crate::Conv1dSpec,
+    activation: Monotone,
+    scale: &Tensor<1>,
+    shift: &Tensor<1>,
+    pool: GlobalPool,
+) -> Option<Tensor<2>> {
+    let device = x.device();
+    if device.is_autodiff() || !accelerated(&device) {
+        return None;
+    }
+    let geometry = crate::conv::geometry(x, weight, bias, spec).ok()?;
+    let f = geometry.filters;
+    let f32s = [x.dtype(), weight.dtype(), scale.dtype(), shift.dtype()]
+        .into_iter()
+        .chain(bias.map(Tensor::dtype))
+        .all(|d| d == burn::tensor::DType::F32);
+    if !f32s || scale.dims() != [f] || shift.dims() != [f] {
+        return None;
+    }
+    conv_pool_dispatch(x, weight, bias, geometry, activation, scale, shift, pool)
+}
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+#[allow(clippy::too_many_arguments)]
+fn conv_pool_dispatch(
+    x: &Tensor<3>,
+    weight: &Tensor<3>,
+    bias: Option<&Tensor<1>>,
+    geometry: Geometry,
+    activation: Monotone,
+    scale: &Tensor<1>,
+    shift: &Tensor<1>,
+    pool: GlobalPool,
+) -> Option<Tensor<2>> {
+    use backend::WidenCpu;
+    use burn::backend::Dispatch;
+    let bias = bias
+        .cloned()
+        .unwrap_or_else(|| Tensor::zeros([geometry.filters], &x.device()));
+    Some(Tensor::from_dispatch(Dispatch::widen_conv1d_global_pool(
+        x.clone().into_dispatch(),
+        weight.clone().into_dispatch(),
+        bias.into_dispatch(),
+        scale.clone().into_dispatch(),
+        shift.clone().into_dispatch(),
+        geometry,
+        activation,
+        pool,
+    )))
+}
+
+#[cfg(not(any(feature = "flex", feature = "ndarray")))]
+#[allow(clippy::too_many_arguments)]
+fn conv_pool_dispatch(
+    _: &Tensor<3>,
+    _: &Tensor<3>,
+    _: Option<&Tensor<1>>,
+    _: Geometry,
+    _: Monotone,
+    _: &Tensor<1>,
+    _: &Tensor<1>,
+    _: GlobalPool,
+) -> Option<Tensor<2>> {
     None
 }
 

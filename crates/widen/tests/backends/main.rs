@@ -12,6 +12,7 @@
 mod adapt;
 mod common;
 mod conv;
+mod fused;
 #[path = "../../examples/compare_backends/gradients.rs"]
 mod gradients;
 mod keras;
