@@ -20,6 +20,7 @@ use burn::tensor::{DType, Shape, TensorData};
 
 use super::kernel::{self, Geometry, GlobalPool, Input, Monotone};
 use super::norm;
+use super::pool;
 
 #[backend_extension(
     Flex: cfg(feature = "flex"),
@@ -44,6 +45,9 @@ pub trait WidenCpu: Backend {
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
+    /// Global max over length: `[B, C, L]` → `[B, C]`.
+    fn widen_global_max_pool(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
     /// Inference-only conv → activation → `·scale + shift` → global pool: `[B, F]`.
     #[allow(clippy::too_many_arguments)]
     fn widen_conv1d_global_pool(
@@ -56,6 +60,26 @@ pub trait WidenCpu: Backend {
         activation: Monotone,
         pool: GlobalPool,
     ) -> FloatTensor<Self>;
+}
+
+/// Global max on the host: the pooled tensor and the argmax.
+fn global_max_host<B: Host>(x: &FloatTensor<B>) -> Option<(FloatTensor<B>, Vec<u32>, [usize; 3])> {
+    let xh = B::read(x)?;
+    let shape = <[usize; 3]>::try_from(xh.shape.as_slice()).ok()?;
+    let (values, argmax) = pool::global_max(&xh.input()?, shape).ok()?;
+    Some((B::write(values, vec![shape[0], shape[1]], x), argmax, shape))
+}
+
+fn global_max<B: Host>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let out = global_max_host::<B>(&x);
+    super::count(out.is_some());
+    match out {
+        Some((y, _, _)) => y,
+        None => {
+            let [b, c, _] = <[usize; 3]>::try_from(x.shape().as_slice()).unwrap_or([0, 0, 0]);
+            B::float_reshape(B::float_max_dim(x, 2), [b, c].into())
+        }
+    }
 }
 
 /// The fused pipeline on the host; `None` if the kernel refuses.
@@ -380,6 +404,10 @@ fn forward<B: Host>(
 
 #[cfg(feature = "flex")]
 impl WidenCpu for Flex {
+    fn widen_global_max_pool(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        global_max::<Self>(x)
+    }
+
     fn widen_conv1d_global_pool(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -414,6 +442,10 @@ impl WidenCpu for Flex {
 
 #[cfg(feature = "ndarray")]
 impl WidenCpu for NdArray {
+    fn widen_global_max_pool(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        global_max::<Self>(x)
+    }
+
     fn widen_conv1d_global_pool(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -454,9 +486,14 @@ mod autodiff {
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::{Autodiff, tensor::FloatTensor};
 
-    use burn::backend::AutodiffBackend;
+    use super::pool;
+    use burn::backend::ops::FloatTensorOps;
+    use burn::backend::{AutodiffBackend, TensorMetadata};
 
-    use super::{Host, Triple, WidenCpu, batch_norm_burn, batch_norm_host, kernel, norm, options};
+    use super::{
+        Host, Triple, WidenCpu, batch_norm_burn, batch_norm_host, global_max_host, kernel, norm,
+        options,
+    };
     use crate::cpu::kernel::{Geometry, GlobalPool, Monotone};
 
     /// The backward in Burn's ops, for a `dy` the kernel cannot read:
@@ -489,6 +526,40 @@ mod autodiff {
         let inner = B::float_sub(B::float_sub(dy, mean_dy), B::float_mul(xhat, mean_dy_xhat));
         let dx = B::float_mul(inner, per_channel(stats.scale.clone()));
         (dx, dgamma, dbeta)
+    }
+
+    #[derive(Debug)]
+    struct MaxBackward;
+
+    impl<B: Host> Backward<B, 1> for MaxBackward {
+        /// Each row's argmax and the input shape.
+        type State = (Vec<u32>, [usize; 3]);
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node] = ops.parents;
+            let dy = grads.consume::<B>(&ops.node);
+            let Some(node) = node else {
+                return;
+            };
+            let (argmax, shape) = ops.state;
+            let dx = B::read(&dy)
+                .and_then(|h| pool::global_max_backward(&h.contiguous(), &argmax, shape).ok());
+            super::super::count(dx.is_some());
+            let dx = match dx {
+                Some(dx) => B::write(dx, shape.to_vec(), &dy),
+                None => {
+                    // Scatter with Burn's ops: a one-hot mask of the argmax times dy.
+                    let [b, c, l] = shape;
+                    let hot: Vec<f32> = argmax
+                        .iter()
+                        .flat_map(|&a| (0..l).map(move |t| if t == a as usize { 1.0 } else { 0.0 }))
+                        .collect();
+                    let mask = B::write(hot, shape.to_vec(), &dy);
+                    B::float_mul(mask, B::float_reshape(dy, [b, c, 1].into()))
+                }
+            };
+            grads.register::<B>(node.id, dx);
+        }
     }
 
     #[derive(Debug)]
@@ -573,11 +644,15 @@ mod autodiff {
                     });
                 grads.register::<B>(node.id, dx);
             }
+            let mut db_fused = None;
             if let Some(node) = node_w {
                 let shape = vec![g.filters, g.channels / g.groups, g.kernel];
                 let dw = B::read(&x)
                     .and_then(|xh| kernel::backward_weight(&xh.input()?, &dyv, &g).ok())
-                    .map(|v| B::write(v, shape, &dy))
+                    .map(|(dw, db)| {
+                        db_fused = Some(db);
+                        B::write(dw, shape, &dy)
+                    })
                     .unwrap_or_else(|| {
                         ran = false;
                         B::conv1d_weight_backward(x.clone(), w.clone(), dy.clone(), o.clone())
@@ -585,7 +660,9 @@ mod autodiff {
                 grads.register::<B>(node.id, dw);
             }
             if let Some(node) = node_b {
-                let db = kernel::backward_bias(&dyv, &g)
+                let db = db_fused
+                    .ok_or(kernel::Refused)
+                    .or_else(|_| kernel::backward_bias(&dyv, &g))
                     .map(|v| B::write(v, vec![g.filters], &dy))
                     .unwrap_or_else(|_| {
                         ran = false;
@@ -617,6 +694,21 @@ mod autodiff {
                     prep.finish((x, w, geometry), y)
                 }
                 OpsKind::UnTracked(prep) => prep.finish(B::widen_conv1d(x, w, bias, geometry)),
+            }
+        }
+
+        fn widen_global_max_pool(x: FloatTensor<Self>) -> FloatTensor<Self> {
+            let Some((y, argmax, shape)) = global_max_host::<B>(x.primitive()) else {
+                super::super::count(false);
+                let [b, c, _] = <[usize; 3]>::try_from(x.shape().as_slice()).unwrap_or([0, 0, 0]);
+                return Self::float_reshape(Self::float_max_dim(x, 2), [b, c].into());
+            };
+            super::super::count(true);
+            let nodes = [x.node()];
+            drop(x);
+            match MaxBackward.prepare::<C>(nodes).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish((argmax, shape), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
             }
         }
 

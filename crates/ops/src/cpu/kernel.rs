@@ -206,23 +206,6 @@ fn pack_weight(w: &[f32], g: &Geometry) -> Vec<f32> {
     packed
 }
 
-fn unpack_weight(packed: &[f32], g: &Geometry) -> Vec<f32> {
-    let (cg, fg, k) = (g.in_per_group(), g.out_per_group(), g.kernel);
-    let mut w = vec![0.0; packed.len()];
-    for grp in 0..g.groups {
-        let block = &packed[grp * k * cg * fg..(grp + 1) * k * cg * fg];
-        for fo in 0..fg {
-            let f = grp * fg + fo;
-            for ci in 0..cg {
-                for tap in 0..k {
-                    w[(f * cg + ci) * k + tap] = block[(tap * cg + ci) * fg + fo];
-                }
-            }
-        }
-    }
-    w
-}
-
 /// Below this many multiply-adds a call runs on the calling thread: rayon's hand-off costs
 /// more than the work (the bench's seed conv has 0.37 M).
 const PARALLEL_FROM: usize = 1 << 22;
@@ -446,8 +429,13 @@ pub fn backward_input(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>, R
     Ok(dx)
 }
 
-/// Gradient of the weight: `x` and `dy [B, F, L_out]`; returns `[F, C/groups, K]`.
-pub fn backward_weight(x: &Input<'_>, dy: &[f32], g: &Geometry) -> Result<Vec<f32>, Refused> {
+/// Gradients of the weight and the bias: `x` and `dy [B, F, L_out]`; returns `([F, C/groups,
+/// K], [F])`. The bias sums run on each item's `dy` block while the GEMM has it in cache.
+pub fn backward_weight(
+    x: &Input<'_>,
+    dy: &[f32],
+    g: &Geometry,
+) -> Result<(Vec<f32>, Vec<f32>), Refused> {
     let out_len = g.out_len().ok_or(Refused)?;
     if !g.valid()
         || !x.fits([g.batch, g.channels, g.length])
@@ -462,6 +450,10 @@ pub fn backward_weight(x: &Input<'_>, dy: &[f32], g: &Geometry) -> Result<Vec<f3
     let accumulate = |acc: &mut Vec<f32>, xcl: &mut Vec<f32>, col: &mut Vec<f32>, b: usize| {
         to_channels_last(x, b, g, xcl);
         let dyb = &dy[b * f * out_len..(b + 1) * f * out_len];
+        // The bias gradient rides in the accumulator's tail.
+        for (d, row) in acc[size..].iter_mut().zip(dyb.chunks_exact(out_len)) {
+            *d += row.iter().sum::<f32>();
+        }
         for grp in 0..g.groups {
             let (lhs, l) = cols(xcl, col, grp, g, out_len);
             let r = View {
@@ -471,7 +463,14 @@ pub fn backward_weight(x: &Input<'_>, dy: &[f32], g: &Geometry) -> Result<Vec<f3
                 rs: 1,
                 cs: out_len,
             };
-            let d = View::row_major(grp * k * cg * fg, k * cg, fg);
+            // Column-major (K·C_g × F_g): gemm then keeps the long K·C side as its M.
+            let d = View {
+                offset: grp * k * cg * fg,
+                rows: k * cg,
+                cols: fg,
+                rs: 1,
+                cs: k * cg,
+            };
             matmul(acc, d, lhs, l.t(), dyb, r, true, gemm_threads)?;
         }
         Ok::<(), Refused>(())
@@ -482,7 +481,7 @@ pub fn backward_weight(x: &Input<'_>, dy: &[f32], g: &Geometry) -> Result<Vec<f3
         let partials: Result<Vec<Vec<f32>>, Refused> = (0..g.batch.div_ceil(per))
             .into_par_iter()
             .map(|chunk| {
-                let (mut acc, mut xcl, mut col) = (vec![0.0; size], Vec::new(), Vec::new());
+                let (mut acc, mut xcl, mut col) = (vec![0.0; size + f], Vec::new(), Vec::new());
                 for b in chunk * per..((chunk + 1) * per).min(g.batch) {
                     accumulate(&mut acc, &mut xcl, &mut col, b)?;
                 }
@@ -490,19 +489,32 @@ pub fn backward_weight(x: &Input<'_>, dy: &[f32], g: &Geometry) -> Result<Vec<f3
             })
             .collect();
         let mut partials = partials?.into_iter();
-        let mut total = partials.next().unwrap_or_else(|| vec![0.0; size]);
+        let mut total = partials.next().unwrap_or_else(|| vec![0.0; size + f]);
         for p in partials {
             total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
         }
         total
     } else {
-        let (mut acc, mut xcl, mut col) = (vec![0.0; size], Vec::new(), Vec::new());
+        let (mut acc, mut xcl, mut col) = (vec![0.0; size + f], Vec::new(), Vec::new());
         for b in 0..g.batch {
             accumulate(&mut acc, &mut xcl, &mut col, b)?;
         }
         acc
     };
-    Ok(unpack_weight(&packed, g))
+    let db = packed[size..].to_vec();
+    // Back to Burn's [F, C_g, K] from the per-group column-major (K·C_g × F_g) blocks.
+    let mut dw = vec![0.0; size];
+    for grp in 0..g.groups {
+        let block = &packed[grp * k * cg * fg..(grp + 1) * k * cg * fg];
+        for fo in 0..fg {
+            for ci in 0..cg {
+                for tap in 0..k {
+                    dw[((grp * fg + fo) * cg + ci) * k + tap] = block[fo * k * cg + tap * cg + ci];
+                }
+            }
+        }
+    }
+    Ok((dw, db))
 }
 
 /// Gradient of the bias: `dy [B, F, L_out]` summed over batch and length.

@@ -12,6 +12,7 @@
 mod gemm;
 pub mod kernel;
 pub mod norm;
+pub mod pool;
 
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod backend;
@@ -160,6 +161,33 @@ fn batch_norm_dispatch(
     _: Option<&Tensor<1>>,
     _: f64,
 ) -> Option<(Tensor<3>, Tensor<1>, Tensor<1>)> {
+    None
+}
+
+/// Global max over length of `x [B, C, L]` → `[B, C]`, with a backward that writes each
+/// gradient at its argmax. `None` when the kernel does not serve `x`'s device or dtype.
+pub fn global_max_pool(x: &Tensor<3>) -> Option<Tensor<2>> {
+    let [b, c, l] = x.dims();
+    if b == 0 || c == 0 || l == 0 || x.dtype() != burn::tensor::DType::F32 {
+        return None;
+    }
+    if !accelerated(&x.device()) {
+        return None;
+    }
+    global_max_dispatch(x)
+}
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+fn global_max_dispatch(x: &Tensor<3>) -> Option<Tensor<2>> {
+    use backend::WidenCpu;
+    use burn::backend::Dispatch;
+    Some(Tensor::from_dispatch(Dispatch::widen_global_max_pool(
+        x.clone().into_dispatch(),
+    )))
+}
+
+#[cfg(not(any(feature = "flex", feature = "ndarray")))]
+fn global_max_dispatch(_: &Tensor<3>) -> Option<Tensor<2>> {
     None
 }
 

@@ -41,25 +41,13 @@ fn dims_ok(x: &Input<'_>, shape: [usize; 3]) -> bool {
     }
 }
 
-/// Sum over batch and length of `f(value)` for channel `ch`, in f64.
-fn channel_sum(x: &Input<'_>, shape: [usize; 3], ch: usize, f: impl Fn(f64) -> f64) -> f64 {
-    let [b, _, l] = shape;
-    let mut total = 0.0;
-    for bi in 0..b {
-        let base = x.offset + bi * x.strides[0] + ch * x.strides[1];
-        let mut row = 0.0;
-        if x.strides[2] == 1 {
-            for &v in &x.data[base..base + l] {
-                row += f(v as f64);
-            }
-        } else {
-            for t in 0..l {
-                row += f(x.data[base + t * x.strides[2]] as f64);
-            }
-        }
-        total += row;
+/// Calls `f` on the `l` values of one row starting at `start`, contiguous rows as slices.
+fn for_each_in_row(x: &Input<'_>, start: usize, l: usize, mut f: impl FnMut(f32)) {
+    if x.strides[2] == 1 {
+        x.data[start..start + l].iter().for_each(|&v| f(v));
+    } else {
+        (0..l).for_each(|t| f(x.data[start + t * x.strides[2]]));
     }
-    total
 }
 
 /// Batch statistics of `x` and the normalised output `x·scale + shift` (TensorFlow's order of
@@ -83,10 +71,24 @@ pub fn forward_train(
         .into_par_iter()
         .with_min_len(min_len(b * c * l, c))
         .map(|ch| {
-            let mean = channel_sum(x, shape, ch, |v| v) / n;
-            // Second pass about the mean: no cancellation when |mean| ≫ std.
-            let var = channel_sum(x, shape, ch, |v| (v - mean) * (v - mean)) / n;
-            (mean, var)
+            // One pass: Σx and Σx² in f64, shifted by the channel's first value so that a
+            // large mean does not cancel the variance away (|mean| ≫ std loses nothing).
+            let base = x.offset + ch * x.strides[1];
+            let pivot = x.data[base] as f64;
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            for bi in 0..b {
+                let start = base + bi * x.strides[0];
+                for_each_in_row(x, start, l, |v| {
+                    let d = v as f64 - pivot;
+                    s1 += d;
+                    s2 += d * d;
+                });
+            }
+            let shifted_mean = s1 / n;
+            (
+                pivot + shifted_mean,
+                (s2 / n - shifted_mean * shifted_mean).max(0.0),
+            )
         })
         .collect();
     let mut stats = BatchStats {
@@ -150,26 +152,34 @@ pub fn backward_train(
         return Err(Refused);
     }
     let n = (b * l) as f64;
-    let dy_in = Input::contiguous(dy, shape);
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .with_min_len(min_len(b * c * l, c))
         .map(|ch| {
-            let (mean, rstd) = (
-                stats.mean[ch] as f64,
-                1.0 / (stats.var[ch] as f64 + eps).sqrt(),
-            );
-            let sum_dy = channel_sum(&dy_in, shape, ch, |v| v);
-            let mut sum_dy_xhat = 0.0;
+            let mean32 = stats.mean[ch];
+            let rstd = 1.0 / (stats.var[ch] as f64 + eps).sqrt();
+            // Σ dy and Σ dy·(x − mean) in one pass over both; 1/σ applied once at the end.
+            let (mut sum_dy, mut sum_dy_centered) = (0.0f64, 0.0f64);
             for bi in 0..b {
                 let xb = x.offset + bi * x.strides[0] + ch * x.strides[1];
-                let db = (bi * c + ch) * l;
-                for t in 0..l {
-                    let xv = x.data[xb + t * x.strides[2]] as f64;
-                    sum_dy_xhat += dy[db + t] as f64 * (xv - mean) * rstd;
+                let dyb = &dy[(bi * c + ch) * l..(bi * c + ch + 1) * l];
+                let (mut s0, mut s1) = (0.0f32, 0.0f32);
+                if x.strides[2] == 1 {
+                    for (&xv, &g) in x.data[xb..xb + l].iter().zip(dyb) {
+                        s0 += g;
+                        s1 += g * (xv - mean32);
+                    }
+                } else {
+                    for (t, &g) in dyb.iter().enumerate() {
+                        s0 += g;
+                        s1 += g * (x.data[xb + t * x.strides[2]] - mean32);
+                    }
                 }
+                // f32 within a row (vectorises), f64 across rows.
+                sum_dy += s0 as f64;
+                sum_dy_centered += s1 as f64;
             }
-            (sum_dy, sum_dy_xhat)
+            (sum_dy, sum_dy_centered * rstd)
         })
         .collect();
     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();

@@ -98,3 +98,31 @@ fn fused_batch_norm_without_affine_standardises() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// The kernel's global max and its gradient equal Burn's `max_dim` and its autodiff
+    /// (values are distinct, so the argmax is unique).
+    #[test]
+    fn global_max_matches_burn(b in 1usize..5, c in 1usize..6, l in 1usize..40, seed in any::<u64>()) {
+        let x = pseudo_random(b * c * l, seed);
+        let up = pseudo_random(b * c, seed ^ 1);
+        for (name, device) in devices() {
+            let device = device.autodiff();
+            let run = |fused: bool| {
+                let xt = tensor3(&x, [b, c, l], &device).require_grad();
+                let y = if fused {
+                    cpu::global_max_pool(&xt).expect("kernel serves flex/ndarray")
+                } else {
+                    xt.clone().max_dim(2).reshape([b, c])
+                };
+                let grads = (y.clone() * Tensor::<2>::from_data(burn::tensor::TensorData::new(up.clone(), [b, c]), &device)).sum().backward();
+                [values(y), values(xt.grad(&grads).unwrap())]
+            };
+            let (fused, reference) = (run(true), run(false));
+            close(&format!("{name} max"), &fused[0], &reference[0], 0.0)?;
+            close(&format!("{name} dx"), &fused[1], &reference[1], 0.0)?;
+        }
+    }
+}
