@@ -124,6 +124,7 @@ impl From<BadView> for Refused {
 }
 
 /// Copies batch item `b` of `x` into `xcl` as padded channels-last rows (`padded × C`).
+#[inline(always)]
 fn to_channels_last(x: &Input<'_>, b: usize, g: &Geometry, xcl: &mut Vec<f32>) {
     let c = g.channels;
     xcl.clear();
@@ -233,6 +234,7 @@ struct Scratch {
 }
 
 /// `dst[f·rows + l] = src[l·cols + f] + bias[f]`, in tiles of 16 rows so both sides stream.
+#[inline(always)]
 fn transpose_add_bias(
     src: &[f32],
     dst: &mut [f32],
@@ -274,7 +276,7 @@ pub fn forward(
     let (par_items, gemm_threads) = plan(g);
     let item = |scratch: &mut Scratch, (b, yb): (usize, &mut [f32])| {
         let Scratch { xcl, col, out } = scratch;
-        to_channels_last(x, b, g, xcl);
+        super::par::simd(|| to_channels_last(x, b, g, xcl));
         out.resize(out_len * fg, 0.0);
         for grp in 0..g.groups {
             let (lhs, l) = cols(xcl, col, grp, g, out_len);
@@ -284,13 +286,15 @@ pub fn forward(
             let r = View::row_major(grp * k * cg * fg, k * cg, fg);
             matmul(out, d, lhs, l, &packed, r, false, gemm_threads)?;
             let yg = &mut yb[grp * fg * out_len..(grp + 1) * fg * out_len];
-            transpose_add_bias(
-                out,
-                yg,
-                out_len,
-                fg,
-                bias.map(|b| &b[grp * fg..(grp + 1) * fg]),
-            );
+            super::par::simd(|| {
+                transpose_add_bias(
+                    out,
+                    yg,
+                    out_len,
+                    fg,
+                    bias.map(|b| &b[grp * fg..(grp + 1) * fg]),
+                )
+            });
         }
         Ok::<(), Refused>(())
     };
@@ -448,7 +452,7 @@ pub fn backward_weight(
     let (par_items, gemm_threads) = plan(g);
     // Each worker sums its batch items into its own packed gradient; the partial sums add up.
     let accumulate = |acc: &mut Vec<f32>, xcl: &mut Vec<f32>, col: &mut Vec<f32>, b: usize| {
-        to_channels_last(x, b, g, xcl);
+        super::par::simd(|| to_channels_last(x, b, g, xcl));
         let dyb = &dy[b * f * out_len..(b + 1) * f * out_len];
         // The bias gradient rides in the accumulator's tail.
         for (d, row) in acc[size..].iter_mut().zip(dyb.chunks_exact(out_len)) {
@@ -593,7 +597,7 @@ pub fn forward_global_pool(
     let (par_items, gemm_threads) = plan(g);
     let item = |scratch: &mut Scratch, (b, yb): (usize, &mut [f32])| {
         let Scratch { xcl, col, out } = scratch;
-        to_channels_last(x, b, g, xcl);
+        super::par::simd(|| to_channels_last(x, b, g, xcl));
         out.resize(out_len * fg, 0.0);
         for grp in 0..g.groups {
             let (lhs, l) = cols(xcl, col, grp, g, out_len);
@@ -602,7 +606,7 @@ pub fn forward_global_pool(
             matmul(out, d, lhs, l, &packed, r, false, gemm_threads)?;
             let channels = grp * fg..(grp + 1) * fg;
             let bias_g = |j: usize| bias.map_or(0.0, |b| b[grp * fg + j]);
-            match pool {
+            super::par::simd(|| match pool {
                 GlobalPool::Max => {
                     let mut hi = vec![f32::NEG_INFINITY; fg];
                     let mut lo = vec![f32::INFINITY; fg];
@@ -629,7 +633,7 @@ pub fn forward_global_pool(
                         yb[ch] = (sum[j] / out_len as f64) as f32 * scale[ch] + shift[ch];
                     }
                 }
-            }
+            });
         }
         Ok::<(), Refused>(())
     };

@@ -12,6 +12,7 @@
 mod gemm;
 pub mod kernel;
 pub mod norm;
+mod par;
 pub mod pool;
 
 #[cfg(any(feature = "flex", feature = "ndarray"))]
