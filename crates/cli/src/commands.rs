@@ -416,6 +416,11 @@ pub fn bench(
         let value = serde_json::to_string(&t).map_err(|e| e.to_string())?;
         results.push(format!("\"{}\": {value}", shape.name));
     }
+    let stats = widen::ops::cpu::stats();
+    println!(
+        "widen CPU kernel passes: {} run, {} handed back to Burn",
+        stats.kernel_runs, stats.fallbacks
+    );
     if json {
         // One line, shapes in the order asked (a serde_json map would sort them).
         println!("{{{}}}", results.join(", "));

@@ -244,6 +244,8 @@ pub(crate) struct HostTensor {
 
 enum Keep {
     Owned(Vec<f32>),
+    #[cfg(feature = "ndarray")]
+    NdArray(burn::backend::ndarray::NdArrayTensor),
     #[cfg(feature = "flex")]
     Flex(burn::backend::flex::FlexTensor),
 }
@@ -252,6 +254,12 @@ impl HostTensor {
     fn data(&self) -> &[f32] {
         match &self.keep {
             Keep::Owned(v) => v,
+            #[cfg(feature = "ndarray")]
+            Keep::NdArray(burn::backend::ndarray::NdArrayTensor::F32(s)) => {
+                s.view().to_slice_memory_order().unwrap_or(&[])
+            }
+            #[cfg(feature = "ndarray")]
+            Keep::NdArray(_) => &[],
             #[cfg(feature = "flex")]
             Keep::Flex(t) => t.storage::<f32>(),
         }
@@ -322,24 +330,7 @@ fn ready<F: Future>(future: F) -> Option<F::Output> {
 pub(crate) trait Host: Backend {
     /// The tensor's f32 values, `None` for other dtypes.
     fn read(t: &FloatTensor<Self>) -> Option<HostTensor> {
-        let data = ready(Self::float_into_data(t.clone()))?.ok()?;
-        if data.dtype() != DType::F32 {
-            return None;
-        }
-        let shape = data.shape().to_vec();
-        let values = data.try_into_vec::<f32>().ok()?;
-        let mut strides = vec![0; shape.len()];
-        let mut acc = 1;
-        for (d, s) in shape.iter().zip(strides.iter_mut()).rev() {
-            *s = acc;
-            acc *= d;
-        }
-        Some(HostTensor {
-            keep: Keep::Owned(values),
-            offset: 0,
-            strides,
-            shape,
-        })
+        read_via_data::<Self>(t)
     }
 
     /// A tensor on `like`'s device.
@@ -348,8 +339,53 @@ pub(crate) trait Host: Backend {
     }
 }
 
+/// Any backend: a contiguous copy through `into_data`.
+fn read_via_data<B: Backend>(t: &FloatTensor<B>) -> Option<HostTensor> {
+    let data = ready(B::float_into_data(t.clone()))?.ok()?;
+    if data.dtype() != DType::F32 {
+        return None;
+    }
+    let shape = data.shape().to_vec();
+    let values = data.try_into_vec::<f32>().ok()?;
+    let mut strides = vec![0; shape.len()];
+    let mut acc = 1;
+    for (d, s) in shape.iter().zip(strides.iter_mut()).rev() {
+        *s = acc;
+        acc *= d;
+    }
+    Some(HostTensor {
+        keep: Keep::Owned(values),
+        offset: 0,
+        strides,
+        shape,
+    })
+}
+
 #[cfg(feature = "ndarray")]
-impl Host for NdArray {}
+impl Host for NdArray {
+    /// Zero-copy when the array is contiguous in some axis order (a transposed view included):
+    /// ndarray's `into_data` walks a strided view element by element.
+    fn read(t: &FloatTensor<Self>) -> Option<HostTensor> {
+        use burn::backend::ndarray::NdArrayTensor;
+        if let NdArrayTensor::F32(storage) = t {
+            let view = storage.view();
+            let strides = view
+                .strides()
+                .iter()
+                .map(|&s| usize::try_from(s).ok())
+                .collect::<Option<Vec<_>>>();
+            if let (Some(strides), Some(_)) = (strides, view.to_slice_memory_order()) {
+                return Some(HostTensor {
+                    keep: Keep::NdArray(t.clone()),
+                    offset: 0,
+                    strides,
+                    shape: view.shape().to_vec(),
+                });
+            }
+        }
+        read_via_data::<Self>(t)
+    }
+}
 
 #[cfg(feature = "flex")]
 impl Host for Flex {

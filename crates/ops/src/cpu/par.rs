@@ -2,6 +2,8 @@
 //! outside its pool to a worker and blocks until it is done (~10–20 µs measured here), more
 //! than a whole pass over a small tensor costs.
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 
 /// Elements below which a pass runs on the calling thread (the bench's seed shape has 15k).
@@ -12,7 +14,9 @@ pub(crate) const PARALLEL_FROM: usize = 1 << 16;
 /// kernels' own loops (statistics, transposes, maxima) then run 4 lanes wide at best.
 #[inline(always)]
 pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(f)
+    // Detected once: `Arch::new` queries every feature it knows, tens of ns a call.
+    static ARCH: OnceLock<pulp::Arch> = OnceLock::new();
+    ARCH.get_or_init(pulp::Arch::new).dispatch(f)
 }
 
 /// `(0..n).map(f)`, over rayon's threads when `parallel`; each call SIMD-dispatched.
