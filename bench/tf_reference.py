@@ -30,8 +30,8 @@ tf.config.threading.set_intra_op_parallelism_threads(THREADS)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 
 SHAPES = {
-    "seed": dict(input=(10, 50, 8), filters=32, kernel=3, padding="valid", repeats=50),
-    "large": dict(input=(64, 1024, 64), filters=128, kernel=9, padding="same", repeats=5),
+    "seed": dict(input=(10, 50, 8), filters=32, kernel=3, padding="valid", repeats=200),
+    "large": dict(input=(64, 1024, 64), filters=128, kernel=9, padding="same", repeats=15),
 }
 
 

@@ -42,7 +42,7 @@ pub const SEED: Shape = Shape {
     filters: 32,
     kernel: 3,
     padding: PaddingMode::Valid,
-    repeats: 50,
+    repeats: 200,
 };
 
 /// The large shape.
@@ -52,7 +52,7 @@ pub const LARGE: Shape = Shape {
     filters: 128,
     kernel: 9,
     padding: PaddingMode::Same,
-    repeats: 5,
+    repeats: 15,
 };
 
 /// Median times of one shape, in milliseconds.

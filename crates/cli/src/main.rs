@@ -79,7 +79,7 @@ enum Command {
         /// Shapes to time (seed, large).
         #[arg(long, value_delimiter = ',', default_value = "seed,large")]
         shapes: Vec<String>,
-        /// Timed repeats per measurement (default: 50 seed, 5 large).
+        /// Timed repeats per measurement (default: 200 seed, 15 large).
         #[arg(long)]
         repeats: Option<usize>,
         /// Print exactly one JSON line last: {"seed": {...}, "large": {...}}.

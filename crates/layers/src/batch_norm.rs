@@ -200,16 +200,37 @@ impl BatchNorm1d {
         let [b, c, l] = x.dims();
         if mode == Mode::Training && self.is_trainable() {
             // widen-ops' fused CPU kernel where it serves the device: 2 passes forward and 2
-            // backward instead of Burn's ~15 (see widen_ops::cpu::norm).
+            // backward instead of Burn's ~15 (see widen_ops::cpu::norm), the moving statistics
+            // updated in the same call.
             let gamma = self.gamma.as_ref().map(Param::val);
             let beta = self.beta.as_ref().map(Param::val);
+            let (old_mean, old_var) = (
+                self.moving_mean.value_sync(),
+                self.moving_variance.value_sync(),
+            );
+            let (keep, take) = self.momentum_weights();
+            let n = b * l;
+            let variance_correction = if self.config.unbiased_moving_variance && n > 1 {
+                n as f64 / (n as f64 - 1.0)
+            } else {
+                1.0
+            };
+            let moving = widen_ops::cpu::MovingUpdate {
+                mean: &old_mean,
+                variance: &old_var,
+                keep,
+                take,
+                variance_correction,
+            };
             if let Some((y, mean, var)) = widen_ops::cpu::batch_norm_train(
                 &x,
                 gamma.as_ref(),
                 beta.as_ref(),
                 self.config.epsilon,
+                Some(moving),
             ) {
-                self.update_moving(mean, var, b * l);
+                self.moving_mean.update(mean.detach());
+                self.moving_variance.update(var.detach());
                 return Ok(y);
             }
         }
@@ -283,6 +304,15 @@ impl BatchNorm1d {
         (inv, shift)
     }
 
+    /// `(keep, take)`: moving = moving·keep + batch·take.
+    fn momentum_weights(&self) -> (f64, f64) {
+        let m = self.config.momentum;
+        match self.config.momentum_on {
+            crate::MomentumOn::Moving => (m, 1.0 - m),
+            crate::MomentumOn::Batch => (1.0 - m, m),
+        }
+    }
+
     fn update_moving(&self, mean: Tensor<1>, var: Tensor<1>, n: usize) {
         let mean = mean.detach();
         let mut var = var.detach();
@@ -292,11 +322,7 @@ impl BatchNorm1d {
         let device = mean.device();
         let old_mean = self.moving_mean.value_sync().to_device(&device);
         let old_var = self.moving_variance.value_sync().to_device(&device);
-        let m = self.config.momentum;
-        let (keep, take) = match self.config.momentum_on {
-            crate::MomentumOn::Moving => (m, 1.0 - m),
-            crate::MomentumOn::Batch => (1.0 - m, m),
-        };
+        let (keep, take) = self.momentum_weights();
         self.moving_mean
             .update((old_mean.mul_scalar(keep) + mean.mul_scalar(take)).detach());
         self.moving_variance

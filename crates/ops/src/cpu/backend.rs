@@ -37,12 +37,18 @@ pub trait WidenCpu: Backend {
     ) -> FloatTensor<Self>;
 
     /// Training-mode batch norm of `[B, C, L]` over batch and length with `gamma`/`beta`
-    /// `[C]`: `(y, mean, biased variance)`; only `y` carries gradients.
+    /// `[C]`, and the moving statistics' update: `(y, new moving mean, new moving variance)`
+    /// with `new = old·keep + batch·take` (the batch variance times `momentum[2]` first);
+    /// only `y` carries gradients. `momentum = [keep, take, variance correction]`.
+    #[allow(clippy::too_many_arguments)]
     fn widen_batch_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        moving_mean: FloatTensor<Self>,
+        moving_var: FloatTensor<Self>,
         epsilon: f64,
+        momentum: [f64; 3],
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// Global max over length: `[B, C, L]` → `[B, C]`.
@@ -156,13 +162,27 @@ fn conv_pool<B: Host>(
 
 type Triple<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
 
+/// The moving statistics after one batch, in f32 as Burn's `mul_scalar` and `add` compute them
+/// (so fused and unfused training agree bit for bit).
+fn moving_update(old: &[f32], batch: &[f32], [keep, take, correction]: [f64; 3]) -> Vec<f32> {
+    old.iter()
+        .zip(batch)
+        .map(|(&o, &b)| o * keep as f32 + b * correction as f32 * take as f32)
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn batch_norm_host<B: Host>(
     x: &FloatTensor<B>,
     gamma: &FloatTensor<B>,
     beta: &FloatTensor<B>,
+    moving_mean: &FloatTensor<B>,
+    moving_var: &FloatTensor<B>,
     eps: f64,
+    momentum: [f64; 3],
 ) -> Option<(Triple<B>, norm::BatchStats)> {
     let (xh, gh, bh) = (B::read(x)?, B::read(gamma)?, B::read(beta)?);
+    let (mh, vh) = (B::read(moving_mean)?, B::read(moving_var)?);
     let shape = <[usize; 3]>::try_from(xh.shape.as_slice()).ok()?;
     let (y, stats) = norm::forward_train(
         &xh.input()?,
@@ -173,20 +193,34 @@ fn batch_norm_host<B: Host>(
     )
     .ok()?;
     let c = shape[1];
+    let (old_mean, old_var) = (mh.contiguous(), vh.contiguous());
+    if old_mean.len() != c || old_var.len() != c {
+        return None;
+    }
+    // The mean's update takes no variance correction.
+    let mean_momentum = [momentum[0], momentum[1], 1.0];
     let out = (
         B::write(y, shape.to_vec(), x),
-        B::write(stats.mean.clone(), vec![c], x),
-        B::write(stats.var.clone(), vec![c], x),
+        B::write(
+            moving_update(&old_mean, &stats.mean, mean_momentum),
+            vec![c],
+            x,
+        ),
+        B::write(moving_update(&old_var, &stats.var, momentum), vec![c], x),
     );
     Some((out, stats))
 }
 
 /// The same maths in Burn's tensor ops, for a call the kernel refuses.
+#[allow(clippy::too_many_arguments)]
 fn batch_norm_burn<B: Backend>(
     x: FloatTensor<B>,
     gamma: FloatTensor<B>,
     beta: FloatTensor<B>,
+    moving_mean: FloatTensor<B>,
+    moving_var: FloatTensor<B>,
     eps: f64,
+    [keep, take, correction]: [f64; 3],
 ) -> Triple<B> {
     let c = x.shape()[1];
     let stat = |t| B::float_mean_dim(B::float_mean_dim(t, 2), 0);
@@ -203,24 +237,32 @@ fn batch_norm_burn<B: Backend>(
         B::float_mul(mean.clone(), inv.clone()),
     );
     let y = B::float_add(B::float_mul(x, inv), shift);
-    (
-        y,
-        B::float_reshape(mean, [c].into()),
-        B::float_reshape(var, [c].into()),
-    )
+    let scalar = burn::backend::Scalar::Float;
+    let update = |old, batch| {
+        B::float_add(
+            B::float_mul_scalar(old, scalar(keep)),
+            B::float_mul_scalar(B::float_reshape(batch, [c].into()), scalar(take)),
+        )
+    };
+    let var = B::float_mul_scalar(var, scalar(correction));
+    (y, update(moving_mean, mean), update(moving_var, var))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn batch_norm<B: Host>(
     x: FloatTensor<B>,
     gamma: FloatTensor<B>,
     beta: FloatTensor<B>,
+    moving_mean: FloatTensor<B>,
+    moving_var: FloatTensor<B>,
     eps: f64,
+    momentum: [f64; 3],
 ) -> Triple<B> {
-    let out = batch_norm_host::<B>(&x, &gamma, &beta, eps);
+    let out = batch_norm_host::<B>(&x, &gamma, &beta, &moving_mean, &moving_var, eps, momentum);
     super::count(out.is_some());
     match out {
         Some((out, _)) => out,
-        None => batch_norm_burn::<B>(x, gamma, beta, eps),
+        None => batch_norm_burn::<B>(x, gamma, beta, moving_mean, moving_var, eps, momentum),
     }
 }
 
@@ -470,9 +512,12 @@ impl WidenCpu for Flex {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        moving_mean: FloatTensor<Self>,
+        moving_var: FloatTensor<Self>,
         epsilon: f64,
+        momentum: [f64; 3],
     ) -> Triple<Self> {
-        batch_norm::<Self>(x, gamma, beta, epsilon)
+        batch_norm::<Self>(x, gamma, beta, moving_mean, moving_var, epsilon, momentum)
     }
 }
 
@@ -508,9 +553,12 @@ impl WidenCpu for NdArray {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        moving_mean: FloatTensor<Self>,
+        moving_var: FloatTensor<Self>,
         epsilon: f64,
+        momentum: [f64; 3],
     ) -> Triple<Self> {
-        batch_norm::<Self>(x, gamma, beta, epsilon)
+        batch_norm::<Self>(x, gamma, beta, moving_mean, moving_var, epsilon, momentum)
     }
 }
 
@@ -776,14 +824,32 @@ mod autodiff {
             x: FloatTensor<Self>,
             gamma: FloatTensor<Self>,
             beta: FloatTensor<Self>,
+            moving_mean: FloatTensor<Self>,
+            moving_var: FloatTensor<Self>,
             epsilon: f64,
+            momentum: [f64; 3],
         ) -> Triple<Self> {
-            let host =
-                batch_norm_host::<B>(x.primitive(), gamma.primitive(), beta.primitive(), epsilon);
+            let host = batch_norm_host::<B>(
+                x.primitive(),
+                gamma.primitive(),
+                beta.primitive(),
+                moving_mean.primitive(),
+                moving_var.primitive(),
+                epsilon,
+                momentum,
+            );
             super::super::count(host.is_some());
             let Some(((y, mean, var), stats)) = host else {
                 // Burn's composed ops, differentiated by Burn's autodiff.
-                return batch_norm_burn::<Self>(x, gamma, beta, epsilon);
+                return batch_norm_burn::<Self>(
+                    x,
+                    gamma,
+                    beta,
+                    moving_mean,
+                    moving_var,
+                    epsilon,
+                    momentum,
+                );
             };
             let detached = |t| <Self as AutodiffBackend>::from_inner(t);
             let nodes = [x.node(), gamma.node(), beta.node()];

@@ -102,15 +102,34 @@ pub(crate) fn conv1d(
     ))
 }
 
+/// Where a training-mode batch norm's moving statistics go: `new = old·keep + batch·take`,
+/// the batch variance multiplied by `variance_correction` first (`n/(n−1)` for an unbiased
+/// moving variance, else 1).
+#[derive(Debug, Clone, Copy)]
+pub struct MovingUpdate<'a> {
+    /// Moving mean before this batch.
+    pub mean: &'a Tensor<1>,
+    /// Moving variance before this batch.
+    pub variance: &'a Tensor<1>,
+    /// Weight of the old value.
+    pub keep: f64,
+    /// Weight of the batch value.
+    pub take: f64,
+    /// Factor on the batch variance.
+    pub variance_correction: f64,
+}
+
 /// Training-mode batch normalisation of channels-first `x [B, C, L]` over batch and length:
-/// `(y, batch mean, biased batch variance)` with `y = x·scale + shift`, `scale = γ/√(var+ε)`,
-/// `shift = β − mean·scale` (TensorFlow's order). `None` when the kernel does not serve `x`'s
-/// device or dtype, or the shapes disagree; the caller then composes Burn's ops.
+/// `(y, mean, var)` with `y = x·scale + shift`, `scale = γ/√(var+ε)`, `shift = β − mean·scale`
+/// (TensorFlow's order). `mean`/`var` are the batch's (biased) statistics, or with `moving`
+/// the updated moving statistics. `None` when the kernel does not serve `x`'s device or dtype,
+/// or the shapes disagree; the caller then composes Burn's ops.
 pub fn batch_norm_train(
     x: &Tensor<3>,
     gamma: Option<&Tensor<1>>,
     beta: Option<&Tensor<1>>,
     epsilon: f64,
+    moving: Option<MovingUpdate<'_>>,
 ) -> Option<(Tensor<3>, Tensor<1>, Tensor<1>)> {
     let [b, c, l] = x.dims();
     let fits = |t: Option<&Tensor<1>>| {
@@ -122,11 +141,13 @@ pub fn batch_norm_train(
         || x.dtype() != burn::tensor::DType::F32
         || !fits(gamma)
         || !fits(beta)
+        || !fits(moving.map(|m| m.mean))
+        || !fits(moving.map(|m| m.variance))
         || !accelerated(&x.device())
     {
         return None;
     }
-    batch_norm_dispatch(x, gamma, beta, epsilon)
+    batch_norm_dispatch(x, gamma, beta, epsilon, moving)
 }
 
 #[cfg(any(feature = "flex", feature = "ndarray"))]
@@ -135,6 +156,7 @@ fn batch_norm_dispatch(
     gamma: Option<&Tensor<1>>,
     beta: Option<&Tensor<1>>,
     epsilon: f64,
+    moving: Option<MovingUpdate<'_>>,
 ) -> Option<(Tensor<3>, Tensor<1>, Tensor<1>)> {
     use backend::WidenCpu;
     use burn::backend::Dispatch;
@@ -142,11 +164,27 @@ fn batch_norm_dispatch(
     let device = x.device();
     let gamma = gamma.cloned().unwrap_or_else(|| Tensor::ones([c], &device));
     let beta = beta.cloned().unwrap_or_else(|| Tensor::zeros([c], &device));
+    // Without a moving update: `0·0 + batch·1` returns the batch statistics exactly.
+    let (old_mean, old_var, momentum) = match moving {
+        Some(m) => (
+            m.mean.clone().to_device(&device),
+            m.variance.clone().to_device(&device),
+            [m.keep, m.take, m.variance_correction],
+        ),
+        None => (
+            Tensor::zeros([c], &device),
+            Tensor::zeros([c], &device),
+            [0.0, 1.0, 1.0],
+        ),
+    };
     let (y, mean, var) = Dispatch::widen_batch_norm_train(
         x.clone().into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
+        old_mean.into_dispatch(),
+        old_var.into_dispatch(),
         epsilon,
+        momentum,
     );
     Some((
         Tensor::from_dispatch(y),
@@ -161,6 +199,7 @@ fn batch_norm_dispatch(
     _: Option<&Tensor<1>>,
     _: Option<&Tensor<1>>,
     _: f64,
+    _: Option<MovingUpdate<'_>>,
 ) -> Option<(Tensor<3>, Tensor<1>, Tensor<1>)> {
     None
 }

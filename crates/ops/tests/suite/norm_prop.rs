@@ -61,7 +61,7 @@ proptest! {
                 let bt = tensor1(&beta, &device).require_grad();
                 let before = cpu::stats().kernel_runs;
                 let (y, mean, var) = if fused {
-                    cpu::batch_norm_train(&xt, Some(&gt), Some(&bt), eps).expect("kernel serves flex/ndarray")
+                    cpu::batch_norm_train(&xt, Some(&gt), Some(&bt), eps, None).expect("kernel serves flex/ndarray")
                 } else {
                     composed(xt.clone(), gt.clone(), bt.clone(), eps)
                 };
@@ -85,12 +85,46 @@ proptest! {
     }
 }
 
+/// With a moving update the op returns `old·keep + batch·take` (variance corrected first),
+/// computed as Burn's `mul_scalar`/`add` compute it: bit for bit.
+#[test]
+fn fused_batch_norm_updates_moving_statistics() {
+    for (name, device) in devices() {
+        let (b, c, l) = (3, 4, 20);
+        let x = tensor3(&pseudo_random(b * c * l, 21), [b, c, l], &device);
+        let old_mean = tensor1(&pseudo_random(c, 22), &device);
+        let old_var = tensor1(
+            &pseudo_random(c, 23)
+                .iter()
+                .map(|v| v.abs())
+                .collect::<Vec<_>>(),
+            &device,
+        );
+        let (keep, take, correction) = (0.99, 0.01, 60.0 / 59.0);
+        let moving = cpu::MovingUpdate {
+            mean: &old_mean,
+            variance: &old_var,
+            keep,
+            take,
+            variance_correction: correction,
+        };
+        let (_, batch_mean, batch_var) = cpu::batch_norm_train(&x, None, None, 1e-3, None).unwrap();
+        let (_, new_mean, new_var) =
+            cpu::batch_norm_train(&x, None, None, 1e-3, Some(moving)).unwrap();
+        let want_mean = old_mean.clone().mul_scalar(keep) + batch_mean.mul_scalar(take);
+        let want_var =
+            old_var.clone().mul_scalar(keep) + batch_var.mul_scalar(correction).mul_scalar(take);
+        assert_eq!(values(new_mean), values(want_mean), "{name} mean");
+        assert_eq!(values(new_var), values(want_var), "{name} var");
+    }
+}
+
 /// Without gamma and beta (`scale=False, center=False`) the output is the standardised input.
 #[test]
 fn fused_batch_norm_without_affine_standardises() {
     for (_, device) in devices() {
         let x = tensor3(&pseudo_random(2 * 3 * 50, 5), [2, 3, 50], &device);
-        let (y, _, _) = cpu::batch_norm_train(&x, None, None, 0.0).unwrap();
+        let (y, _, _) = cpu::batch_norm_train(&x, None, None, 0.0, None).unwrap();
         let mean = values(y.clone().mean_dim(2).mean_dim(0));
         let var = values((y.clone() * y).mean_dim(2).mean_dim(0));
         for (m, v) in mean.iter().zip(&var) {
