@@ -3,12 +3,15 @@
 //! **Owns:** Keras-exact padding arithmetic (`valid`, `same`, `causal`, explicit), a checked
 //! `conv1d` in both layouts (channels-first `[batch, channels, length]` as Burn, channels-last
 //! `[batch, length, channels]` as Keras), channel surgery (zero-pad to a wider count, concat,
-//! select, slice), global pooling over length, layout transposes, finiteness checks, and a naive
-//! f64 reference convolution that tests use as their oracle.
+//! select, slice), global pooling over length, layout transposes, finiteness checks, a naive
+//! f64 reference convolution (forward and backward) that tests use as their oracle, and widen's
+//! CPU kernels ([`cpu`]: conv1d, training BatchNorm, global max, a fused inference head) that
+//! `conv1d` and friends route to on flex and ndarray.
 //!
-//! **Must not know:** layers, models, initializers, training, or any particular backend. Every
-//! function takes backend-erased `burn::tensor::Tensor`s; the device a tensor lives on picks the
-//! backend. Bad shapes and configs come back as [`OpsError`] before Burn would panic.
+//! **Must not know:** layers, models, initializers or training. Every function takes
+//! backend-erased `burn::tensor::Tensor`s; the device a tensor lives on picks the backend, and
+//! only [`cpu`] (behind the `flex`/`ndarray`/`autodiff` features) knows particular backends.
+//! Bad shapes and configs come back as [`OpsError`] before Burn would panic.
 //!
 //! ```
 //! use widen_ops::{conv_output, Padding};
