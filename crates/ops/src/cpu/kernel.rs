@@ -38,13 +38,21 @@ pub struct Geometry {
 impl Geometry {
     /// Padded input length.
     pub fn padded(&self) -> usize {
-        self.pad_left + self.length + self.pad_right
+        self.pad_left
+            .saturating_add(self.length)
+            .saturating_add(self.pad_right)
     }
 
     /// Output length, `None` when the window does not fit.
     pub fn out_len(&self) -> Option<usize> {
-        let span = self.dilation * (self.kernel - 1) + 1;
-        let padded = self.padded();
+        let span = self
+            .dilation
+            .checked_mul(self.kernel.checked_sub(1)?)?
+            .checked_add(1)?;
+        let padded = self
+            .pad_left
+            .checked_add(self.length)?
+            .checked_add(self.pad_right)?;
         (self.stride > 0 && padded >= span).then(|| (padded - span) / self.stride + 1)
     }
 
@@ -76,7 +84,24 @@ impl Geometry {
         .all(|&v| v > 0)
             && self.channels.is_multiple_of(self.groups)
             && self.filters.is_multiple_of(self.groups)
-            && self.out_len().is_some()
+            && self.sizes_fit()
+    }
+
+    /// Every buffer size the kernels compute is representable (no wrapped products).
+    fn sizes_fit(&self) -> bool {
+        let Some(out_len) = self.out_len() else {
+            return false;
+        };
+        let product = |v: &[usize]| v.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        [
+            product(&[self.batch, self.filters, out_len]),
+            product(&[self.batch, self.channels, self.padded()]),
+            product(&[self.filters, self.channels, self.kernel]),
+            product(&[out_len, self.kernel, self.channels]),
+            product(&[out_len, self.stride, self.channels]),
+        ]
+        .iter()
+        .all(|p| p.is_some_and(|p| p < isize::MAX as usize / 4))
     }
 }
 
@@ -648,4 +673,64 @@ pub fn forward_global_pool(
         }
     }
     Ok(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry() -> Geometry {
+        Geometry {
+            batch: 2,
+            channels: 3,
+            length: 8,
+            filters: 4,
+            kernel: 3,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+            pad_left: 0,
+            pad_right: 0,
+        }
+    }
+
+    /// Zero sizes, windows longer than the input, wrapped products and short buffers are
+    /// refusals, never panics.
+    #[test]
+    fn bad_geometry_and_buffers_are_refused() {
+        let x = vec![0.0f32; 2 * 3 * 8];
+        let w = vec![0.0f32; 4 * 3 * 3];
+        let dy = vec![0.0f32; 2 * 4 * 6];
+        let good = geometry();
+        let input = Input::contiguous(&x, [2, 3, 8]);
+        assert!(forward(&input, &w, None, &good).is_ok());
+        let bad = [
+            Geometry { kernel: 0, ..good },
+            Geometry { stride: 0, ..good },
+            Geometry { groups: 2, ..good },
+            Geometry { kernel: 20, ..good },
+            Geometry {
+                pad_left: usize::MAX,
+                ..good
+            },
+            Geometry {
+                filters: usize::MAX / 2,
+                ..good
+            },
+            Geometry {
+                dilation: usize::MAX,
+                ..good
+            },
+        ];
+        for g in bad {
+            assert_eq!(forward(&input, &w, None, &g), Err(Refused), "{g:?}");
+            assert_eq!(backward_input(&dy, &w, &g), Err(Refused), "{g:?}");
+            assert_eq!(backward_weight(&input, &dy, &g), Err(Refused), "{g:?}");
+            assert_eq!(backward_bias(&dy, &g), Err(Refused), "{g:?}");
+        }
+        let short = Input::contiguous(&x[..10], [2, 3, 8]);
+        assert_eq!(forward(&short, &w, None, &good), Err(Refused));
+        assert_eq!(forward(&input, &w[..5], None, &good), Err(Refused));
+        assert_eq!(backward_input(&dy[..5], &w, &good), Err(Refused));
+    }
 }
