@@ -5,5 +5,6 @@ mod channels;
 mod common;
 mod conv_grad_prop;
 mod conv_prop;
+mod fused_prop;
 mod keras;
 mod norm_prop;
