@@ -480,87 +480,54 @@ fn forward<B: Host>(
     y.unwrap_or_else(|| B::conv1d(x, w, Some(bias), options(&g)))
 }
 
-#[cfg(feature = "flex")]
-impl WidenCpu for Flex {
-    fn widen_global_max_pool(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        global_max::<Self>(x)
-    }
+/// flex and ndarray serve the extension with the same host code.
+macro_rules! host_backend {
+    ($backend:ty, $feature:literal) => {
+        #[cfg(feature = $feature)]
+        impl WidenCpu for $backend {
+            fn widen_global_max_pool(x: FloatTensor<Self>) -> FloatTensor<Self> {
+                global_max::<Self>(x)
+            }
 
-    fn widen_conv1d_global_pool(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-        shift: FloatTensor<Self>,
-        geometry: Geometry,
-        activation: Monotone,
-        pool: GlobalPool,
-    ) -> FloatTensor<Self> {
-        conv_pool::<Self>(x, weight, bias, scale, shift, geometry, activation, pool)
-    }
+            fn widen_conv1d_global_pool(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                bias: FloatTensor<Self>,
+                scale: FloatTensor<Self>,
+                shift: FloatTensor<Self>,
+                geometry: Geometry,
+                activation: Monotone,
+                pool: GlobalPool,
+            ) -> FloatTensor<Self> {
+                conv_pool::<Self>(x, weight, bias, scale, shift, geometry, activation, pool)
+            }
 
-    fn widen_conv1d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        geometry: Geometry,
-    ) -> FloatTensor<Self> {
-        forward::<Self>(x, weight, bias, geometry)
-    }
+            fn widen_conv1d(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                bias: FloatTensor<Self>,
+                geometry: Geometry,
+            ) -> FloatTensor<Self> {
+                forward::<Self>(x, weight, bias, geometry)
+            }
 
-    fn widen_batch_norm_train(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        moving_mean: FloatTensor<Self>,
-        moving_var: FloatTensor<Self>,
-        epsilon: f64,
-        momentum: [f64; 3],
-    ) -> Triple<Self> {
-        batch_norm::<Self>(x, gamma, beta, moving_mean, moving_var, epsilon, momentum)
-    }
+            fn widen_batch_norm_train(
+                x: FloatTensor<Self>,
+                gamma: FloatTensor<Self>,
+                beta: FloatTensor<Self>,
+                moving_mean: FloatTensor<Self>,
+                moving_var: FloatTensor<Self>,
+                epsilon: f64,
+                momentum: [f64; 3],
+            ) -> Triple<Self> {
+                batch_norm::<Self>(x, gamma, beta, moving_mean, moving_var, epsilon, momentum)
+            }
+        }
+    };
 }
 
-#[cfg(feature = "ndarray")]
-impl WidenCpu for NdArray {
-    fn widen_global_max_pool(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        global_max::<Self>(x)
-    }
-
-    fn widen_conv1d_global_pool(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-        shift: FloatTensor<Self>,
-        geometry: Geometry,
-        activation: Monotone,
-        pool: GlobalPool,
-    ) -> FloatTensor<Self> {
-        conv_pool::<Self>(x, weight, bias, scale, shift, geometry, activation, pool)
-    }
-
-    fn widen_conv1d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        geometry: Geometry,
-    ) -> FloatTensor<Self> {
-        forward::<Self>(x, weight, bias, geometry)
-    }
-
-    fn widen_batch_norm_train(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        moving_mean: FloatTensor<Self>,
-        moving_var: FloatTensor<Self>,
-        epsilon: f64,
-        momentum: [f64; 3],
-    ) -> Triple<Self> {
-        batch_norm::<Self>(x, gamma, beta, moving_mean, moving_var, epsilon, momentum)
-    }
-}
+host_backend!(Flex, "flex");
+host_backend!(NdArray, "ndarray");
 
 #[cfg(feature = "autodiff")]
 mod autodiff {

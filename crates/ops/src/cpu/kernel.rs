@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{BadView, View, matmul};
+use super::par::try_chunks_with_scratch;
 
 /// The geometry of one call, already validated by `conv1d`'s checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -323,16 +324,7 @@ pub fn forward(
         }
         Ok::<(), Refused>(())
     };
-    if par_items {
-        y.par_chunks_mut(f * out_len)
-            .enumerate()
-            .try_for_each_init(Scratch::default, item)?;
-    } else {
-        let mut scratch = Scratch::default();
-        for c in y.chunks_mut(f * out_len).enumerate() {
-            item(&mut scratch, c)?;
-        }
-    }
+    try_chunks_with_scratch(&mut y, f * out_len, par_items, Scratch::default, item)?;
     Ok(y)
 }
 
@@ -445,16 +437,7 @@ pub fn backward_input(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>, R
         }
         Ok::<(), Refused>(())
     };
-    if par_items {
-        dx.par_chunks_mut(c * l)
-            .enumerate()
-            .try_for_each_init(Vec::new, item)?;
-    } else {
-        let mut scratch = Vec::new();
-        for chunk in dx.chunks_mut(c * l).enumerate() {
-            item(&mut scratch, chunk)?;
-        }
-    }
+    try_chunks_with_scratch(&mut dx, c * l, par_items, Vec::new, item)?;
     Ok(dx)
 }
 
@@ -662,16 +645,7 @@ pub fn forward_global_pool(
         }
         Ok::<(), Refused>(())
     };
-    if par_items {
-        y.par_chunks_mut(f)
-            .enumerate()
-            .try_for_each_init(Scratch::default, item)?;
-    } else {
-        let mut scratch = Scratch::default();
-        for c in y.chunks_mut(f).enumerate() {
-            item(&mut scratch, c)?;
-        }
-    }
+    try_chunks_with_scratch(&mut y, f, par_items, Scratch::default, item)?;
     Ok(y)
 }
 

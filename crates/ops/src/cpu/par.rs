@@ -50,3 +50,25 @@ pub(crate) fn for_chunks_mut<T: Send>(
             .for_each(|(i, c)| f(i, c));
     }
 }
+
+/// `item(scratch, (i, chunk))` for each `chunk`-sized piece of `data`: over rayon's threads with
+/// one scratch per worker when `parallel`, else in order with one scratch. Stops at the first
+/// error.
+pub(crate) fn try_chunks_with_scratch<T: Send, S, E: Send>(
+    data: &mut [T],
+    chunk: usize,
+    parallel: bool,
+    init: impl Fn() -> S + Sync + Send,
+    item: impl Fn(&mut S, (usize, &mut [T])) -> Result<(), E> + Sync + Send,
+) -> Result<(), E> {
+    if parallel {
+        data.par_chunks_mut(chunk)
+            .enumerate()
+            .try_for_each_init(init, item)
+    } else {
+        let mut scratch = init();
+        data.chunks_mut(chunk)
+            .enumerate()
+            .try_for_each(|c| item(&mut scratch, c))
+    }
+}
