@@ -1,6 +1,7 @@
-//! Registers the kernel with Burn: a `#[backend_extension]` op for flex and ndarray, and its
-//! backward pass for their autodiff twins. Any call the kernel refuses (a dtype other than f32,
-//! a tensor it cannot read on the host) runs Burn's own conv ops instead.
+//! Registers the kernels with Burn: `#[backend_extension]` ops (conv1d, training BatchNorm,
+//! global max, the fused inference head) for flex and ndarray, and their backward passes for the
+//! autodiff twins. Any call a kernel refuses (a tensor it cannot read on the host) runs the same
+//! maths in Burn's own ops instead.
 
 // Burn deprecates ndarray for flex; widen keeps serving users who still pick it.
 #![allow(deprecated)]

@@ -1,13 +1,15 @@
-//! widen's CPU conv1d: im2col-as-a-view GEMMs on gemm's AVX-512/AVX2 kernels, batch items
-//! spread over rayon's threads, with its own backward pass (a full correlation for the input
-//! gradient, one accumulating GEMM per worker for the weight gradient).
+//! widen's CPU kernels. conv1d as im2col-as-a-view GEMMs on gemm's AVX-512/AVX2 kernels, batch
+//! items spread over rayon's threads, with its own backward pass (a full correlation for the
+//! input gradient, one accumulating GEMM per worker for the weight gradient); training-mode
+//! BatchNorm in two passes each way ([`norm`]); global max with its argmax ([`pool`]); and a
+//! fused conv → affine → global-pool inference head ([`conv1d_global_pool`]).
 //!
 //! Registered for flex and ndarray (and their autodiff twins) through Burn's
 //! `#[backend_extension]` when widen-ops' `flex`/`ndarray`/`autodiff` features are on;
-//! [`crate::conv1d`] routes to it on those devices for f32 tensors and runs Burn's
-//! `module::conv1d` everywhere else (wgpu, other dtypes). Why: Burn 0.22's CPU conv1d goes
-//! through conv2d/conv3d with an im2col copy per tile and a generic backward (see
-//! docs/PERFORMANCE.md).
+//! [`crate::conv1d`] and the other entry points here route to them on those devices for f32
+//! tensors and leave everything else (wgpu, other dtypes) to Burn. Why: Burn 0.22's CPU conv1d
+//! goes through conv2d/conv3d with an im2col copy per tile and a generic backward, and its
+//! BatchNorm is ~15 full passes of tensor ops (measured in docs/PERFORMANCE.md).
 
 mod gemm;
 pub mod kernel;
