@@ -2,7 +2,7 @@
 //! padding semantics and typed errors where Burn would panic. On flex and ndarray (f32) it runs
 //! widen's CPU kernel ([`crate::cpu`]), elsewhere Burn's.
 
-use burn::tensor::{DType, Tensor, module, ops::ConvOptions};
+use burn::tensor::{Tensor, module, ops::ConvOptions};
 
 use crate::{OpsError, Padding, conv_output};
 
@@ -163,13 +163,9 @@ pub fn conv1d(
         bias.as_ref().map(|b| b.dims()),
         spec,
     )?;
-    let f32s = [x.dtype(), weight.dtype()]
-        .into_iter()
-        .chain(bias.as_ref().map(Tensor::dtype))
-        .all(|d| d == DType::F32);
-    if f32s && crate::cpu::accelerated(&x.device()) {
-        let geometry = geometry_of(x.dims(), weight.dims(), &options);
-        return Ok(crate::cpu::conv1d(x, weight, bias, geometry));
+    let geometry = geometry_of(x.dims(), weight.dims(), &options);
+    if let Some(y) = crate::cpu::conv1d(&x, &weight, bias.as_ref(), geometry) {
+        return Ok(y);
     }
     Ok(module::conv1d(x, weight, bias, options))
 }

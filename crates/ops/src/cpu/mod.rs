@@ -84,24 +84,52 @@ pub fn accelerated(device: &Device) -> bool {
     }
 }
 
-/// Runs the kernel on `x [B, C, L]`, `weight [F, C/groups, K]`; the caller checked
-/// [`accelerated`] and the geometry.
-#[cfg(any(feature = "flex", feature = "ndarray"))]
+/// conv1d of `x [B, C, L]` and `weight [F, C/groups, K]` (geometry already checked) in the
+/// kernel, or `None` when it does not serve the device or a dtype; the caller runs Burn's.
 pub(crate) fn conv1d(
-    x: Tensor<3>,
-    weight: Tensor<3>,
-    bias: Option<Tensor<1>>,
+    x: &Tensor<3>,
+    weight: &Tensor<3>,
+    bias: Option<&Tensor<1>>,
     geometry: Geometry,
-) -> Tensor<3> {
+) -> Option<Tensor<3>> {
+    let f32s = [x.dtype(), weight.dtype()]
+        .into_iter()
+        .chain(bias.map(Tensor::dtype))
+        .all(|d| d == burn::tensor::DType::F32);
+    if !f32s || !accelerated(&x.device()) {
+        return None;
+    }
+    conv1d_dispatch(x, weight, bias, geometry)
+}
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+fn conv1d_dispatch(
+    x: &Tensor<3>,
+    weight: &Tensor<3>,
+    bias: Option<&Tensor<1>>,
+    geometry: Geometry,
+) -> Option<Tensor<3>> {
     use backend::WidenCpu;
     use burn::backend::Dispatch;
-    let bias = bias.unwrap_or_else(|| Tensor::zeros([geometry.filters], &x.device()));
-    Tensor::from_dispatch(Dispatch::widen_conv1d(
-        x.into_dispatch(),
-        weight.into_dispatch(),
+    let bias = bias
+        .cloned()
+        .unwrap_or_else(|| Tensor::zeros([geometry.filters], &x.device()));
+    Some(Tensor::from_dispatch(Dispatch::widen_conv1d(
+        x.clone().into_dispatch(),
+        weight.clone().into_dispatch(),
         bias.into_dispatch(),
         geometry,
-    ))
+    )))
+}
+
+#[cfg(not(any(feature = "flex", feature = "ndarray")))]
+fn conv1d_dispatch(
+    _: &Tensor<3>,
+    _: &Tensor<3>,
+    _: Option<&Tensor<1>>,
+    _: Geometry,
+) -> Option<Tensor<3>> {
+    None
 }
 
 /// Where a training-mode batch norm's moving statistics go: `new = old·keep + batch·take`,
@@ -306,21 +334,4 @@ fn conv_pool_dispatch(
     _: GlobalPool,
 ) -> Option<Tensor<2>> {
     None
-}
-
-/// Without a CPU backend compiled in there is no kernel to run; [`accelerated`] is false.
-#[cfg(not(any(feature = "flex", feature = "ndarray")))]
-pub(crate) fn conv1d(
-    x: Tensor<3>,
-    weight: Tensor<3>,
-    bias: Option<Tensor<1>>,
-    geometry: Geometry,
-) -> Tensor<3> {
-    let options = burn::tensor::ops::ConvOptions::new_with_padding(
-        [geometry.stride],
-        [(geometry.pad_left, geometry.pad_right)],
-        [geometry.dilation],
-        geometry.groups,
-    );
-    burn::tensor::module::conv1d(x, weight, bias, options)
 }
