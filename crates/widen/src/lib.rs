@@ -10,6 +10,7 @@ mod backend;
 pub use backend::{BackendError, BackendKind, describe_device};
 pub use burn;
 pub use widen_adapt as adapt;
+pub use widen_guard as guard;
 pub use widen_init as init;
 pub use widen_layers as layers;
 pub use widen_ops as ops;
