@@ -106,6 +106,10 @@ fn flat(v: Value) -> Result<Tensor<2>, String> {
 /// shape's default.
 pub fn run(shape: &Shape, device: &Device, repeats: Option<usize>) -> Result<Timing, String> {
     let repeats = repeats.unwrap_or(shape.repeats).max(1);
+    // One timing per repeat is kept for the median.
+    widen::guard::budget()
+        .check_elements("the bench's timings", &[repeats, 2], 8)
+        .map_err(|e| e.to_string())?;
     let warmup = 2;
     let err = |e: LayerError| e.to_string();
     let x_values = Initializer::Normal {

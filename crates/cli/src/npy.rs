@@ -19,6 +19,21 @@ pub enum NpyError {
         "{path}: dtype `{descr}` is not supported (expected little-endian float32 '<f4' or float64 '<f8')"
     )]
     Dtype { path: String, descr: String },
+    /// A float64 value that float32 cannot hold (it would become infinite).
+    #[error(
+        "{path}: value {value:e} at flat index {index} is out of float32 range (|x| > 3.4e38); widen computes in float32"
+    )]
+    Range {
+        path: String,
+        index: usize,
+        value: f64,
+    },
+    /// The output could not be written (or was refused).
+    #[error(transparent)]
+    Output(widen::guard::OutputError),
+    /// The array would not fit in the memory budget.
+    #[error("{0}")]
+    Budget(String),
     /// The data section is shorter or longer than the shape says.
     #[error("{path}: the shape {shape:?} needs {expected} bytes of data, the file has {got}")]
     Size {
@@ -40,10 +55,162 @@ pub struct NpyArray {
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-fn field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let start = header.find(&format!("'{key}'"))? + key.len() + 2;
-    let rest = header[start..].trim_start().strip_prefix(':')?.trim_start();
-    Some(rest)
+/// A value of the header dictionary: the Python literals numpy writes there.
+#[derive(Debug, PartialEq)]
+enum Literal {
+    Str(String),
+    Bool(bool),
+    Tuple(Vec<usize>),
+}
+
+/// The header dictionary, read by the grammar numpy's `safe_eval` accepts for it: `{`, then
+/// `'key': value` pairs separated by commas (a trailing comma allowed), then `}`, then only
+/// spaces and a final newline. Keys are quoted strings; values are quoted strings, `True` /
+/// `False`, or tuples of non-negative integers. Anything else — a duplicate key, an unclosed
+/// brace, an unquoted word — is refused rather than guessed at.
+struct HeaderParser<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl<'a> HeaderParser<'a> {
+    fn skip_space(&mut self) {
+        while self
+            .text
+            .get(self.at)
+            .is_some_and(|b| b.is_ascii_whitespace())
+        {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        self.skip_space();
+        if self.text.get(self.at) == Some(&byte) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, byte: u8, what: &str) -> Result<(), String> {
+        if self.eat(byte) {
+            Ok(())
+        } else {
+            Err(format!("expected {what} at byte {} of the header", self.at))
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.skip_space();
+        let quote = match self.text.get(self.at) {
+            Some(&q @ (b'\'' | b'"')) => q,
+            _ => return Err(format!("expected a quoted string at byte {}", self.at)),
+        };
+        let start = self.at + 1;
+        let len = self.text[start..]
+            .iter()
+            .position(|&b| b == quote || b == b'\\' || b == b'\n')
+            .ok_or("an unterminated string")?;
+        if self.text[start + len] != quote {
+            return Err("escapes and line breaks inside header strings are not supported".into());
+        }
+        self.at = start + len + 1;
+        String::from_utf8(self.text[start..start + len].to_vec())
+            .map_err(|_| "a header string is not UTF-8".to_string())
+    }
+
+    fn integer(&mut self) -> Result<usize, String> {
+        self.skip_space();
+        let start = self.at;
+        while self.text.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        let digits = std::str::from_utf8(&self.text[start..self.at]).unwrap_or_default();
+        if digits.is_empty() {
+            return Err(format!(
+                "expected a non-negative integer in the shape at byte {start}"
+            ));
+        }
+        digits
+            .parse()
+            .map_err(|_| format!("shape entry {digits} is too large"))
+    }
+
+    fn value(&mut self) -> Result<Literal, String> {
+        self.skip_space();
+        match self.text.get(self.at) {
+            Some(b'\'' | b'"') => Ok(Literal::Str(self.string()?)),
+            Some(b'(') => {
+                self.at += 1;
+                let mut dims = Vec::new();
+                let mut one_without_comma = false;
+                loop {
+                    if self.eat(b')') {
+                        break;
+                    }
+                    dims.push(self.integer()?);
+                    if self.eat(b',') {
+                        continue;
+                    }
+                    self.expect(b')', "`,` or `)` in the shape")?;
+                    one_without_comma = dims.len() == 1;
+                    break;
+                }
+                // `(3)` is the integer 3 in Python, not a tuple.
+                if one_without_comma {
+                    return Err("the shape `(n)` is not a tuple; numpy writes `(n,)`".into());
+                }
+                Ok(Literal::Tuple(dims))
+            }
+            _ => {
+                for (word, value) in [("True", true), ("False", false)] {
+                    if self.text[self.at..].starts_with(word.as_bytes()) {
+                        self.at += word.len();
+                        return Ok(Literal::Bool(value));
+                    }
+                }
+                Err(format!(
+                    "expected a string, True/False or a tuple at byte {}",
+                    self.at
+                ))
+            }
+        }
+    }
+
+    fn dict(mut self) -> Result<Vec<(String, Literal)>, String> {
+        self.expect(b'{', "`{`")?;
+        let mut entries: Vec<(String, Literal)> = Vec::new();
+        loop {
+            if self.eat(b'}') {
+                break;
+            }
+            if self.at >= self.text.len() {
+                return Err("the dictionary is not closed (no `}`)".into());
+            }
+            let key = self.string()?;
+            if entries.iter().any(|(k, _)| *k == key) {
+                return Err(format!("the key '{key}' appears twice"));
+            }
+            self.expect(b':', "`:` after a key")?;
+            let value = self.value()?;
+            entries.push((key, value));
+            if self.eat(b',') {
+                continue;
+            }
+            self.expect(b'}', "`,` or `}` (the dictionary is not closed)")?;
+            break;
+        }
+        self.skip_space();
+        if self.at != self.text.len() {
+            return Err(format!(
+                "unexpected text after the dictionary at byte {}",
+                self.at
+            ));
+        }
+        Ok(entries)
+    }
 }
 
 /// Parses `.npy` bytes; `path` only names the file in errors.
@@ -55,45 +222,62 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(fmt("missing the \\x93NUMPY magic"));
     }
-    let (header_len, offset) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
-        2 | 3 if bytes.len() >= 12 => (
+    let (header_len, offset) = match (bytes[6], bytes[7]) {
+        (1, 0) => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        (2 | 3, 0) if bytes.len() >= 12 => (
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        v => return Err(fmt(&format!("format version {v} is unknown"))),
+        (major, minor) => {
+            return Err(fmt(&format!(
+                "format version {major}.{minor} is unknown (expected 1.0, 2.0 or 3.0)"
+            )));
+        }
     };
     let end = offset
         .checked_add(header_len)
         .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| fmt("the header is truncated"))?;
-    let header =
-        std::str::from_utf8(&bytes[offset..end]).map_err(|_| fmt("the header is not text"))?;
-    let descr = field(header, "descr")
-        .and_then(|r| r.strip_prefix('\''))
-        .and_then(|r| r.split('\'').next())
-        .ok_or_else(|| fmt("no 'descr' in the header"))?;
-    let fortran =
-        field(header, "fortran_order").ok_or_else(|| fmt("no 'fortran_order' in the header"))?;
-    if fortran.starts_with("True") {
+        .ok_or_else(|| {
+            fmt(&format!(
+                "the header length field says {header_len} bytes but the file has {} after it",
+                bytes.len() - offset
+            ))
+        })?;
+    let entries = HeaderParser {
+        text: &bytes[offset..end],
+        at: 0,
+    }
+    .dict()
+    .map_err(|reason| fmt(&format!("bad header: {reason}")))?;
+    let mut descr = None;
+    let mut fortran = None;
+    let mut shape = None;
+    for (key, value) in entries {
+        match (key.as_str(), value) {
+            ("descr", Literal::Str(s)) => descr = Some(s),
+            ("fortran_order", Literal::Bool(b)) => fortran = Some(b),
+            ("shape", Literal::Tuple(t)) => shape = Some(t),
+            ("descr" | "fortran_order" | "shape", other) => {
+                return Err(fmt(&format!("'{key}' has the wrong type: {other:?}")));
+            }
+            (other, _) => {
+                return Err(fmt(&format!(
+                    "unknown header key '{other}' (expected exactly 'descr', 'fortran_order', 'shape')"
+                )));
+            }
+        }
+    }
+    let (Some(descr), Some(fortran), Some(shape)) = (descr, fortran, shape) else {
+        return Err(fmt(
+            "the header must have the keys 'descr', 'fortran_order' and 'shape'",
+        ));
+    };
+    if fortran {
         return Err(fmt(
             "Fortran order is not supported; save with np.ascontiguousarray",
         ));
     }
-    let shape_text = field(header, "shape")
-        .and_then(|r| r.strip_prefix('('))
-        .and_then(|r| r.split(')').next())
-        .ok_or_else(|| fmt("no 'shape' in the header"))?;
-    let shape = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| fmt(&format!("shape entry `{s}` is not a size")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let width = match descr {
+    let width = match descr.as_str() {
         "<f4" => 4,
         "<f8" => 8,
         other => {
@@ -103,38 +287,73 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
             });
         }
     };
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| fmt("the shape overflows"))?;
     let data = &bytes[end..];
-    let expected = count.saturating_mul(width);
-    if data.len() != expected {
+    let expected = shape
+        .iter()
+        .try_fold(width, |acc: usize, &d| acc.checked_mul(d))
+        .filter(|&n| n == data.len());
+    let Some(expected) = expected else {
+        let needed = shape
+            .iter()
+            .fold(width as u128, |acc, &d| acc.saturating_mul(d as u128));
         return Err(NpyError::Size {
             path: path.to_string(),
             shape,
-            expected,
+            expected: usize::try_from(needed).unwrap_or(usize::MAX),
             got: data.len(),
         });
-    }
+    };
+    // The data is in memory already; the f32 copy is what is new.
+    widen::guard::budget()
+        .check(
+            &format!("reading {path} (shape {shape:?})"),
+            (expected / width * 4) as u128,
+        )
+        .map_err(|e| NpyError::Budget(e.to_string()))?;
     let values = if width == 4 {
         data.chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect()
     } else {
-        data.chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect()
+        let mut out = Vec::with_capacity(expected / 8);
+        for (i, c) in data.chunks_exact(8).enumerate() {
+            let v = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            let narrowed = v as f32;
+            if v.is_finite() && !narrowed.is_finite() {
+                return Err(NpyError::Range {
+                    path: path.to_string(),
+                    index: i,
+                    value: v,
+                });
+            }
+            out.push(narrowed);
+        }
+        out
     };
     Ok(NpyArray { shape, values })
 }
 
 /// Reads an `.npy` file.
 pub fn read(path: &Path) -> Result<NpyArray, NpyError> {
-    let bytes = std::fs::read(path).map_err(|e| NpyError::Io {
+    let io = |e: std::io::Error| NpyError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
-    })?;
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(NpyError::Io {
+            path: path.display().to_string(),
+            reason: "is a directory, expected an .npy file".into(),
+        });
+    }
+    // The file's bytes plus their f32 copy (at most as large).
+    widen::guard::budget()
+        .check(
+            &format!("reading {}", path.display()),
+            u128::from(meta.len()) * 2,
+        )
+        .map_err(|e| NpyError::Budget(e.to_string()))?;
+    let bytes = std::fs::read(path).map_err(io)?;
     parse(&bytes, &path.display().to_string())
 }
 
@@ -161,12 +380,10 @@ pub fn encode(shape: &[usize], values: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Writes float32 values of `shape` to `path`.
+/// Writes float32 values of `shape` to `path` atomically (a temporary beside it, then a
+/// rename): a killed run leaves the previous file or none, never a truncated one.
 pub fn write(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), NpyError> {
-    std::fs::write(path, encode(shape, values)).map_err(|e| NpyError::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })
+    widen::guard::write_file_atomically(path, &encode(shape, values)).map_err(NpyError::Output)
 }
 
 #[cfg(test)]
@@ -232,5 +449,180 @@ mod tests {
         assert!(matches!(parse(&int, "a"), Err(NpyError::Dtype { .. })));
         let fortran = edit(b"False", b"True ");
         assert!(matches!(parse(&fortran, "a"), Err(NpyError::Format { .. })));
+    }
+
+    /// A file with `header` as written (padded the way numpy pads) and `data` after it.
+    fn with_header(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
+        let prefix = if version == 1 { 10 } else { 12 };
+        let mut h = header.to_string();
+        h.push_str(&" ".repeat((64 - (prefix + h.len() + 1) % 64) % 64));
+        h.push('\n');
+        let mut bytes = b"\x93NUMPY".to_vec();
+        bytes.extend_from_slice(&[version, 0]);
+        if version == 1 {
+            bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        } else {
+            bytes.extend_from_slice(&(h.len() as u32).to_le_bytes());
+        }
+        bytes.extend_from_slice(h.as_bytes());
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    /// Headers numpy writes (`np.save` of a 0-d, a 1-d and a 2-d array; version 2.0; double
+    /// quotes, which `ast.literal_eval` accepts) are read.
+    #[test]
+    fn headers_numpy_writes_are_accepted() {
+        let four = 1.5f32.to_le_bytes();
+        let scalar = with_header(
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (), }",
+            &four,
+        );
+        assert_eq!(parse(&scalar, "a").unwrap().shape, Vec::<usize>::new());
+        let one = with_header(
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
+            &four,
+        );
+        assert_eq!(parse(&one, "a").unwrap().values, vec![1.5]);
+        let v2 = with_header(
+            2,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }",
+            &four,
+        );
+        assert_eq!(parse(&v2, "a").unwrap().shape, vec![1, 1]);
+        let dq = with_header(
+            1,
+            "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (1,)}",
+            &four,
+        );
+        assert_eq!(parse(&dq, "a").unwrap().values, vec![1.5]);
+    }
+
+    /// Headers numpy's `safe_eval` + key check refuses are refused here too, with the reason.
+    #[test]
+    fn headers_numpy_rejects_are_refused() {
+        let four = [0u8; 4];
+        let cases = [
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'shape': (1,), }",
+                "appears twice",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), ",
+                "not closed",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': 'yes', 'shape': (1,), }",
+                "wrong type",
+            ),
+            ("{'descr': '<f4', 'shape': (1,), }", "must have the keys"),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1, }",
+                "expected a string",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 'y', }",
+                "unknown header key",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }",
+                "non-negative integer",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1.0,), }",
+                "`,` or `)`",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1), }",
+                "not a tuple",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), } x",
+                "after the dictionary",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': false, 'shape': (1,), }",
+                "True/False",
+            ),
+            (
+                "{'descr': '<f4, 'fortran_order': False, 'shape': (1,), }",
+                "expected `,` or `}`",
+            ),
+        ];
+        for (header, reason) in cases {
+            let err = parse(&with_header(1, header, &four), "h.npy").unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, NpyError::Format { .. }), "{header}: {text}");
+            assert!(text.contains(reason), "{header}: {text}");
+        }
+        let mut bad_version = encode(&[1], &[1.0]);
+        bad_version[6] = 9;
+        assert!(
+            parse(&bad_version, "v")
+                .unwrap_err()
+                .to_string()
+                .contains("version 9.0")
+        );
+        let mut past_end = encode(&[1], &[1.0]);
+        past_end[8] = 0xff;
+        past_end[9] = 0xff;
+        assert!(
+            parse(&past_end, "p")
+                .unwrap_err()
+                .to_string()
+                .contains("header length")
+        );
+        let big_endian = with_header(
+            1,
+            "{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }",
+            &four,
+        );
+        assert!(matches!(
+            parse(&big_endian, "b"),
+            Err(NpyError::Dtype { .. })
+        ));
+    }
+
+    /// float64 values float32 cannot hold are named as out of range, not as NaN/Inf.
+    #[test]
+    fn float64_beyond_float32_is_out_of_range() {
+        let mut data = Vec::new();
+        for v in [1.0f64, -1e300] {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        let bytes = with_header(
+            1,
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
+            &data,
+        );
+        let err = parse(&bytes, "r.npy").unwrap_err();
+        assert!(matches!(err, NpyError::Range { index: 1, .. }), "{err}");
+        assert!(err.to_string().contains("out of float32 range"), "{err}");
+        // f32::MAX itself still fits.
+        let fits = with_header(
+            1,
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }",
+            &f64::from(f32::MAX).to_le_bytes(),
+        );
+        assert_eq!(parse(&fits, "f").unwrap().values, vec![f32::MAX]);
+    }
+
+    /// Whatever the shape, a parse that succeeds holds exactly the shape's element count.
+    #[test]
+    fn declared_shapes_never_outgrow_the_data() {
+        let huge = with_header(
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 100), }",
+            &[0u8; 16],
+        );
+        assert!(matches!(parse(&huge, "h"), Err(NpyError::Size { .. })));
+        let overflow = with_header(
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 2), }",
+            &[],
+        );
+        assert!(matches!(parse(&overflow, "o"), Err(NpyError::Size { .. })));
     }
 }

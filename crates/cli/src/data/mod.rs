@@ -120,6 +120,44 @@ impl Dataset {
         self.series.get(start..start.checked_add(size)?)
     }
 
+    /// The same cases with labels re-indexed into `class_names` **by name**, so a test file that
+    /// declares its labels in another order than the training file still scores against the
+    /// right classes. A name this data uses that `class_names` lacks is an error.
+    pub fn relabel_to(&self, class_names: &[String], origin: &str) -> Result<Dataset, DataError> {
+        let index: std::collections::HashMap<&str, usize> = class_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let mut map = Vec::with_capacity(self.class_names.len());
+        let counts = self.class_counts();
+        for (name, &count) in self.class_names.iter().zip(&counts) {
+            match index.get(name.as_str()) {
+                Some(&i) => map.push(i),
+                // A declared class no case uses does not need a place in the other file.
+                None if count == 0 => map.push(usize::MAX),
+                None => {
+                    return Err(DataError::Inconsistent {
+                        expected: format!(
+                            "{origin}: class labels among the training labels {:?}",
+                            class_names.iter().take(20).collect::<Vec<_>>()
+                        ),
+                        found: format!("`{name}` ({count} cases)"),
+                    });
+                }
+            }
+        }
+        let labels = self.labels.iter().map(|&l| map[l]).collect();
+        Dataset::new(
+            self.series.clone(),
+            self.cases,
+            self.channels,
+            self.length,
+            labels,
+            class_names.to_vec(),
+        )
+    }
+
     /// A copy keeping only `channels`, in the order given (repeats allowed): this is how a model
     /// trained on the "old" channels gets its narrower view of the same cases.
     pub fn select_channels(&self, channels: &[usize]) -> Result<Dataset, DataError> {
@@ -435,6 +473,17 @@ pub enum DataError {
         channel: usize,
         /// The dataset's channel count.
         channels: usize,
+    },
+    /// Data that would not fit in the memory budget.
+    #[error("{0}")]
+    Budget(String),
+    /// Data without class labels where labels are needed (training, scoring).
+    #[error("{origin}: {expected}, but the data is unlabelled (`@classLabel false`)")]
+    Unlabelled {
+        /// File path or name of the data.
+        origin: String,
+        /// What needed the labels.
+        expected: String,
     },
     /// A [`SyntheticConfig`] field out of range.
     #[error("invalid synthetic config: `{field}` {reason}")]

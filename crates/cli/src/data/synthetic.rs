@@ -186,6 +186,18 @@ impl SyntheticConfig {
 /// [`DataError::Config`] when a field is out of range (see [`SyntheticConfig::validate`]).
 pub fn generate(config: &SyntheticConfig) -> Result<(Dataset, Dataset), DataError> {
     config.validate()?;
+    // Both splits are held at once, and the study copies each into tensors: check before drawing.
+    let cases = config.cases_train.saturating_add(config.cases_test);
+    widen::guard::budget()
+        .check_elements(
+            &format!(
+                "the synthetic data ({cases} cases × {} channels × length {})",
+                config.new_channels, config.length
+            ),
+            &[cases, config.new_channels, config.length, 2],
+            4,
+        )
+        .map_err(|e| DataError::Budget(e.to_string()))?;
     let structure = Structure::draw(config, &mut SplitMix64::new(config.seed, 0));
     let train = split(
         config,

@@ -77,10 +77,16 @@ pub fn basic_motions() -> Result<(Dataset, Dataset), DataError> {
 /// data). Errors name the path and the 1-based line.
 pub fn read_ts(path: &Path, policy: LengthPolicy) -> Result<Dataset, DataError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+    let io = |source| DataError::Io {
         path: origin.clone(),
         source,
-    })?;
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    // The text, plus its values: each takes at least two bytes of text (`1,`) and four as f32.
+    widen::guard::budget()
+        .check(&format!("reading {origin}"), u128::from(len) * 3)
+        .map_err(|e| DataError::Budget(e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(io)?;
     parse_ts(&text, &origin, policy)
 }
 
@@ -91,6 +97,8 @@ pub fn read_ts(path: &Path, policy: LengthPolicy) -> Result<Dataset, DataError> 
 /// labelled when the header says `@classLabel true` (indices in the declared order) and
 /// unlabelled (empty `labels` and `class_names`) under `@classLabel false`.
 pub fn parse_ts(text: &str, origin: &str, policy: LengthPolicy) -> Result<Dataset, DataError> {
+    // Editors on Windows start UTF-8 files with a byte-order mark; it is not part of the header.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if policy == LengthPolicy::PadTo(Some(0)) {
         return Err(DataError::Policy {
             expected: "a padded length of at least 1".to_string(),
@@ -148,6 +156,7 @@ pub fn parse_ts(text: &str, origin: &str, policy: LengthPolicy) -> Result<Datase
         None
     };
 
+    let labels = Labels::new(&header.labels);
     let mut cases = Vec::new();
     for (n, line) in lines {
         if line.starts_with('@') {
@@ -158,7 +167,7 @@ pub fn parse_ts(text: &str, origin: &str, policy: LengthPolicy) -> Result<Datase
                 snippet(line),
             ));
         }
-        let case = parse_case(origin, n, line, labelled, &header.labels, &mut dims)?;
+        let case = parse_case(origin, n, line, labelled, &labels, &mut dims)?;
         if equal_length {
             for (d, values) in case.values.iter().enumerate() {
                 let (expected, from) = series_length.get_or_insert_with(|| {
@@ -279,10 +288,10 @@ impl Header {
                 if value == labels.is_empty() {
                     return Err(err(expected, line));
                 }
-                for (i, label) in labels.iter().enumerate() {
-                    if labels[..i].contains(label) {
-                        return Err(err("distinct class labels", label));
-                    }
+                // A set, not a scan per label: a header may declare many labels.
+                let mut seen = std::collections::HashSet::with_capacity(labels.len());
+                if let Some(label) = labels.iter().find(|l| !seen.insert(**l)) {
+                    return Err(err("distinct class labels", label));
                 }
                 set_once(&mut self.labelled, value, || {
                     err("a single @classLabel", line)
@@ -358,6 +367,24 @@ fn one_count(rest: &[&str], err: impl FnOnce() -> DataError) -> Result<usize, Da
     }
 }
 
+/// The declared labels with an index from name to position, so each case's label is found in
+/// constant time whatever the number of classes.
+struct Labels<'a> {
+    declared: &'a [String],
+    index: std::collections::HashMap<&'a str, usize>,
+}
+
+impl<'a> Labels<'a> {
+    fn new(declared: &'a [String]) -> Self {
+        let index = declared
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_str(), i))
+            .collect();
+        Self { declared, index }
+    }
+}
+
 /// One parsed data line.
 #[derive(Debug)]
 struct Case {
@@ -373,7 +400,7 @@ fn parse_case(
     n: usize,
     line: &str,
     labelled: bool,
-    declared: &[String],
+    declared: &Labels<'_>,
     dims: &mut Option<(usize, String)>,
 ) -> Result<Case, DataError> {
     let mut parts: Vec<&str> = line.split(':').map(str::trim).collect();
@@ -393,8 +420,8 @@ fn parse_case(
         if text.is_empty() {
             return Err(missing_label("nothing"));
         }
-        match declared.iter().position(|l| l == text) {
-            Some(index) => Some(index),
+        match declared.index.get(text) {
+            Some(&index) => Some(index),
             // A comma (or a field count that leaves no room for a label) means a series sits
             // where the label should be: the label is missing, not merely misspelt.
             None if only_series || text.contains(',') => {
@@ -404,8 +431,8 @@ fn parse_case(
                 return Err(DataError::UndeclaredLabel {
                     origin: origin.to_string(),
                     line: n,
-                    found: text.to_string(),
-                    declared: declared.to_vec(),
+                    found: snippet(text).to_string(),
+                    declared: declared.declared.iter().take(20).cloned().collect(),
                 });
             }
         }
@@ -519,7 +546,17 @@ fn assemble(
         LengthPolicy::Crop => series_of().map(|(_, _, l)| l).min().unwrap_or(first),
     };
     let channels = cases.first().map_or(0, |c| c.values.len());
-    let mut series = Vec::with_capacity(cases.len() * channels * length);
+    let total = widen::guard::budget()
+        .check_elements(
+            &format!(
+                "{origin}: the dataset [{} cases, {channels} channels, length {length}]",
+                cases.len()
+            ),
+            &[cases.len(), channels, length],
+            4,
+        )
+        .map_err(|e| DataError::Budget(e.to_string()))?;
+    let mut series = Vec::with_capacity(total);
     let mut case_labels = Vec::with_capacity(if labelled { cases.len() } else { 0 });
     for case in &cases {
         for values in &case.values {
@@ -921,5 +958,62 @@ mod tests {
             Err(DataError::Io { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let plain = parse(&toy("1,2,3:4,5,6:a\n")).unwrap();
+        let bom = parse(&format!("\u{feff}{}", toy("1,2,3:4,5,6:a\n"))).unwrap();
+        assert_eq!(plain, bom);
+    }
+
+    /// 100 000 declared labels: a per-label scan of the earlier ones would take ~5·10⁹ string
+    /// comparisons; a set takes 10⁵. Every case still finds its own label's index.
+    #[test]
+    fn many_declared_labels_parse_and_index_correctly() {
+        let labels: Vec<String> = (0..100_000).map(|i| format!("c{i}")).collect();
+        let mut text = format!(
+            "@problemName Many\n@univariate true\n@equalLength true\n@classLabel true {}\n@data\n",
+            labels.join(" ")
+        );
+        for i in (0..100_000).step_by(997) {
+            text.push_str(&format!("{i},1,2:c{i}\n"));
+        }
+        let d = parse(&text).unwrap();
+        assert_eq!(d.class_names.len(), 100_000);
+        for (case, &label) in d.labels.iter().enumerate() {
+            assert_eq!(label, case * 997);
+            assert_eq!(d.series[case * 3], (case * 997) as f32);
+        }
+        let dup = text.replacen(" c5 ", " c4 ", 1);
+        assert!(matches!(parse(&dup), Err(DataError::Header { .. })));
+    }
+
+    /// A test file declaring the labels in another order scores against the training file's
+    /// classes by name.
+    #[test]
+    fn labels_are_matched_by_name_across_files() {
+        let train = parse(&toy("1,2,3:4,5,6:a\n7,8,9:1,2,3:b\n")).unwrap();
+        let other = toy("1,2,3:4,5,6:b\n7,8,9:1,2,3:a\n")
+            .replace("@classLabel true a b", "@classLabel true b a");
+        let test = parse(&other).unwrap();
+        assert_eq!(
+            test.labels,
+            vec![0, 1],
+            "indices in the test file's own order"
+        );
+        let mapped = test.relabel_to(&train.class_names, "test.ts").unwrap();
+        assert_eq!(
+            mapped.labels,
+            vec![1, 0],
+            "b is train's class 1, a its class 0"
+        );
+        assert_eq!(mapped.class_names, train.class_names);
+        let unknown = toy("1,2,3:4,5,6:c\n").replace("@classLabel true a b", "@classLabel true c");
+        let err = parse(&unknown)
+            .unwrap()
+            .relabel_to(&train.class_names, "test.ts")
+            .unwrap_err();
+        assert!(err.to_string().contains("`c` (1 cases)"), "{err}");
     }
 }
