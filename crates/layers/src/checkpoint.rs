@@ -157,7 +157,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// The tensors `spec` needs, in the order `Sequential::weight_infos` lists them, worked out
 /// from the configs alone: a file can be checked before any device memory is spent, and a
 /// model whose tensors drifted from its spec is caught at save time.
-fn spec_tensors(spec: &ModelSpec) -> Result<Vec<WeightInfo>, LayerError> {
+pub(crate) fn spec_tensors(spec: &ModelSpec) -> Result<Vec<WeightInfo>, LayerError> {
     let shapes = spec.infer_shapes()?;
     let mut input = FeatureShape::Seq {
         channels: spec.input.channels,
@@ -306,9 +306,23 @@ impl Sequential {
         match fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
+                let keras = dir
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "keras" | "h5"));
                 return Err(LayerError::Checkpoint {
                     path: display(dir),
-                    reason: "not a directory".into(),
+                    reason: if keras {
+                        format!(
+                            "a Keras model file, not a widen model directory; export it first: \
+                             python3 tools/keras_export.py {} MODEL_DIR (see docs/KERAS.md)",
+                            dir.display()
+                        )
+                    } else {
+                        "a file, not a widen model directory (expected a directory holding \
+                         model.json and weights.safetensors or weights.bpk)"
+                            .into()
+                    },
                 });
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -321,7 +335,8 @@ impl Sequential {
         }
 
         let model_path = dir.join(MODEL_FILE);
-        let model_json = read_file(&model_path, "architecture file model.json")?;
+        // serde_json's tree of a spec takes about 16 times its text.
+        let model_json = read_file(&model_path, "architecture file model.json", 16)?;
         let (spec, named_weights) = parse_model_json(&model_path, &model_json)?;
         let model_label = display(&model_path);
         let invalid = |e: LayerError| LayerError::InvalidSpec {
@@ -335,7 +350,8 @@ impl Sequential {
             None => detect_format(dir)?,
         };
         let weights_path = dir.join(format.file_name());
-        let bytes = read_file(&weights_path, "weights file")?;
+        // The file, the tensors copied out of it, and their f32 values.
+        let bytes = read_file(&weights_path, "weights file", 3)?;
         let label = display(&weights_path);
         let file = match format {
             WeightFormat::Safetensors => decode_safetensors(&bytes),
@@ -346,6 +362,7 @@ impl Sequential {
             reason,
         })?;
         let values = check_file(&label, &expected, file)?;
+        check_statistics(&label, &expected, &values)?;
 
         let mut model = Sequential::new(spec, 0, device).map_err(invalid)?;
         if model.weight_infos() != expected {
@@ -386,7 +403,20 @@ fn spec_mismatch(path: &str, spec: &[WeightInfo], model: &[WeightInfo]) -> Layer
     }
 }
 
-fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, LayerError> {
+/// Reads a checkpoint file after checking `factor ×` its size against the memory budget.
+fn read_file(path: &Path, what: &str, factor: u128) -> Result<Vec<u8>, LayerError> {
+    if let Ok(meta) = fs::metadata(path) {
+        if meta.is_dir() {
+            return Err(LayerError::Checkpoint {
+                path: display(path),
+                reason: format!("the {what} is a directory"),
+            });
+        }
+        widen_guard::budget().check(
+            &format!("loading {} ({} bytes)", display(path), meta.len()),
+            u128::from(meta.len()).saturating_mul(factor),
+        )?;
+    }
     fs::read(path).map_err(|e| {
         if e.kind() == ErrorKind::NotFound {
             LayerError::CheckpointNotFound {
@@ -429,6 +459,8 @@ fn parse_model_json(
         path: label.clone(),
         reason,
     };
+    // A byte-order mark (Windows editors write one) is not JSON but means nothing here.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let root: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let Some(root) = root.as_object() else {
@@ -566,8 +598,67 @@ struct RawFile {
     metadata: BTreeMap<String, String>,
 }
 
+/// Variances must be non-negative: BatchNorm divides by `sqrt(variance + epsilon)`.
+fn check_statistics(
+    path: &str,
+    expected: &[WeightInfo],
+    values: &[Vec<f32>],
+) -> Result<(), LayerError> {
+    for (info, values) in expected.iter().zip(values) {
+        if !matches!(info.param.as_str(), "moving_variance" | "variance") {
+            continue;
+        }
+        if let Some(index) = values.iter().position(|&v| v < 0.0) {
+            return Err(LayerError::InvalidStatistic {
+                path: path.to_string(),
+                tensor: info.key(),
+                index,
+                value: values[index],
+                expected: "a variance cannot be negative".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Which tensor of a safetensors header has a byte range that does not fit its shape and
+/// dtype (the crate's own error does not say).
+fn explain_bad_tensor(bytes: &[u8]) -> Option<String> {
+    let n = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header: serde_json::Value =
+        serde_json::from_slice(bytes.get(8..8usize.checked_add(n)?)?).ok()?;
+    for (name, info) in header.as_object()? {
+        if name == "__metadata__" {
+            continue;
+        }
+        let width: u128 = match info.get("dtype")?.as_str()? {
+            "F64" | "I64" | "U64" => 8,
+            "F32" | "I32" | "U32" => 4,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            _ => 1,
+        };
+        let shape: Vec<u128> = info
+            .get("shape")?
+            .as_array()?
+            .iter()
+            .map(|d| d.as_u64().map(u128::from))
+            .collect::<Option<_>>()?;
+        let offsets = info.get("data_offsets")?.as_array()?;
+        let (start, end) = (offsets.first()?.as_u64()?, offsets.get(1)?.as_u64()?);
+        let needed = shape.iter().fold(width, |a, &d| a.saturating_mul(d));
+        let stored = u128::from(end.saturating_sub(start));
+        if needed != stored {
+            return Some(format!(
+                "tensor `{name}`: shape {shape:?} needs {needed} bytes but its data_offsets [{start}, {end}] hold {stored}"
+            ));
+        }
+    }
+    None
+}
+
 fn decode_safetensors(bytes: &[u8]) -> Result<RawFile, String> {
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| explain_bad_tensor(bytes).unwrap_or_else(|| e.to_string()))?;
     let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let tensors = file
         .tensors()
@@ -695,16 +786,24 @@ fn decode_values(path: &str, key: &str, raw: &Raw) -> Result<Vec<f32>, LayerErro
         });
     }
     Ok(match raw.dtype {
-        RawDtype::F64 => raw
-            .bytes
-            .chunks_exact(8)
-            .map(|c| {
+        RawDtype::F64 => {
+            let mut out = Vec::with_capacity(raw.bytes.len() / 8);
+            for (index, c) in raw.bytes.chunks_exact(8).enumerate() {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(c);
-                // Values beyond f32's range become infinite and fail the finiteness check.
-                f64::from_le_bytes(b) as f32
-            })
-            .collect(),
+                let v = f64::from_le_bytes(b);
+                if v.is_finite() && !(v as f32).is_finite() {
+                    return Err(LayerError::CorruptWeights {
+                        path: path.to_string(),
+                        reason: format!(
+                            "tensor `{key}`: the F64 value {v:e} at flat index {index} is out of float32 range"
+                        ),
+                    });
+                }
+                out.push(v as f32);
+            }
+            out
+        }
         _ => raw
             .bytes
             .chunks_exact(4)
@@ -839,6 +938,8 @@ fn write_dir_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), Layer
         }
     };
 
+    // Temporaries a killed save left here (hundreds of MB each) go before a new one is made.
+    widen_guard::remove_stale_temporaries(parent);
     let mut tmp = create_temp_dir(parent, name)?;
     for (file, bytes) in files {
         let path = tmp.path.join(file);

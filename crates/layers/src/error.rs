@@ -136,6 +136,21 @@ pub enum LayerError {
         index: usize,
         value: f32,
     },
+    /// A statistic that no data can produce (a negative variance): the file is corrupt or was
+    /// edited, and running it would give NaN.
+    #[error(
+        "checkpoint {path}: tensor `{tensor}` holds {value} at flat index {index}, but {expected}; refusing a checkpoint that would predict NaN"
+    )]
+    InvalidStatistic {
+        path: String,
+        tensor: String,
+        index: usize,
+        value: f32,
+        expected: String,
+    },
+    /// A request larger than the memory budget (see `widen_guard`).
+    #[error(transparent)]
+    Budget(#[from] widen_guard::BudgetError),
 }
 
 impl LayerError {

@@ -35,6 +35,7 @@ pub use normalization::{Normalization, NormalizationConfig};
 pub use pooling::{AvgPool1d, GlobalAvgPool1d, GlobalMaxPool1d, MaxPool1d, PoolConfig};
 pub use sequential::{
     InputSpec, Layer, LayerConfig, LayerSpec, ModelSpec, Sequential, keras_ex1, keras_ex3,
+    printable,
 };
 pub use shape::{DataFormat, FeatureShape, Mode, Value};
 pub use weights::WeightInfo;

@@ -450,6 +450,26 @@ impl Sequential {
     /// a seed gives the same weights on every backend.
     pub fn new(spec: ModelSpec, seed: u64, device: &Device) -> Result<Self, LayerError> {
         let shapes = spec.infer_shapes()?;
+        // Parameters are drawn on the host and uploaded (two copies at once), and every layer
+        // costs its module's bookkeeping besides: check the total before building anything.
+        let params = crate::checkpoint::spec_tensors(&spec)?
+            .iter()
+            .map(|w| {
+                w.shape
+                    .iter()
+                    .fold(1u128, |a, &d| a.saturating_mul(d as u128))
+            })
+            .fold(0u128, u128::saturating_add);
+        let bytes = params
+            .saturating_mul(8)
+            .saturating_add((spec.layers.len() as u128).saturating_mul(1024));
+        widen_guard::budget().check(
+            &format!(
+                "building a model of {} layers and {params} parameters",
+                spec.layers.len()
+            ),
+            bytes,
+        )?;
         let mut shape = FeatureShape::Seq {
             channels: spec.input.channels,
             length: spec.input.length,
@@ -668,6 +688,56 @@ impl Sequential {
         Ok(self)
     }
 
+    /// Checks, against the memory budget (`widen_guard`), what a forward pass over `batch`
+    /// sequences of `length` steps needs: in inference the largest activation twice (input and
+    /// output of a layer), in training every activation and its gradient, which autodiff keeps
+    /// until the backward pass. A length the model refuses is left to [`Sequential::forward`].
+    pub fn check_memory(
+        &self,
+        batch: usize,
+        length: usize,
+        training: bool,
+    ) -> Result<(), LayerError> {
+        let mut spec = self.spec.clone();
+        if spec.input.length.is_some_and(|l| l != length) {
+            return Ok(());
+        }
+        spec.input.length = Some(length);
+        let Ok(shapes) = spec.infer_shapes() else {
+            return Ok(());
+        };
+        let size = |s: &FeatureShape| -> u128 {
+            match *s {
+                FeatureShape::Seq { channels, length } => {
+                    (channels as u128).saturating_mul(length.unwrap_or(1) as u128)
+                }
+                FeatureShape::Flat { features } => features as u128,
+            }
+        };
+        let input = (spec.input.channels as u128).saturating_mul(length as u128);
+        let per_item = if training {
+            shapes
+                .iter()
+                .map(size)
+                .fold(input, u128::saturating_add)
+                .saturating_mul(2)
+        } else {
+            shapes
+                .iter()
+                .map(size)
+                .fold(input, u128::max)
+                .saturating_mul(2)
+        };
+        widen_guard::budget().check(
+            &format!(
+                "{} the model on {batch} sequences of length {length}",
+                if training { "training" } else { "running" }
+            ),
+            per_item.saturating_mul(batch as u128).saturating_mul(4),
+        )?;
+        Ok(())
+    }
+
     /// Keras-style `model.summary()`: layer (type), output shape, parameter count, total.
     pub fn summary(&self) -> String {
         let format = self.spec.input.data_format;
@@ -678,7 +748,7 @@ impl Sequential {
             .zip(&self.shapes)
             .map(|((layer, spec), shape)| {
                 (
-                    format!("{} ({})", spec.name, spec.config.keras_class()),
+                    format!("{} ({})", printable(&spec.name), spec.config.keras_class()),
                     shape.keras_text(format),
                     trainable_count(layer) + non_trainable_count(layer),
                 )
@@ -704,6 +774,27 @@ impl Sequential {
         );
         out
     }
+}
+
+/// `name` safe to print on a terminal: control characters (ANSI escapes among them) and the
+/// invisible direction overrides are shown as `\u{..}` escapes instead of acting on the screen.
+pub fn printable(name: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !name.chars().any(hidden) {
+        return name.to_string();
+    }
+    name.chars()
+        .map(|c| {
+            if hidden(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Parameters that learn: weights, biases, gamma and beta (Keras counts moving statistics as

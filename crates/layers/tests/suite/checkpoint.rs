@@ -800,3 +800,84 @@ fn save_refuses_a_model_whose_spec_no_longer_matches_its_tensors() {
     }
     assert!(dir.entries().is_empty());
 }
+
+/// A negative variance is refused at load (BatchNorm would take the square root of it and
+/// predict NaN), naming the tensor and the index; zero is a valid variance.
+#[test]
+fn negative_variances_are_refused_at_load() {
+    let (_dir, ckpt, model) = saved(WeightFormat::Safetensors);
+    let mut entries = f32_entries(&model);
+    let var = entries
+        .iter_mut()
+        .find(|e| e.0 == "batch_normalization.moving_variance")
+        .unwrap();
+    var.3[12..16].copy_from_slice(&0.0f32.to_le_bytes());
+    var.3[28..32].copy_from_slice(&(-0.25f32).to_le_bytes());
+    write_safetensors(&ckpt.join("weights.safetensors"), &entries, true);
+    match load_err(&ckpt) {
+        LayerError::InvalidStatistic {
+            tensor,
+            index,
+            value,
+            ..
+        } => {
+            assert_eq!(tensor, "batch_normalization.moving_variance");
+            assert_eq!((index, value), (7, -0.25));
+        }
+        e => panic!("{e}"),
+    }
+}
+
+/// Readers are as strict as the formats and no stricter: a byte-order mark before model.json's
+/// JSON is accepted; a Keras file where a directory belongs says how to export it; a tensor
+/// whose byte range does not fit its shape is named.
+#[test]
+fn format_edges_get_clear_answers() {
+    let (dir, ckpt, model) = saved(WeightFormat::Safetensors);
+    let path = ckpt.join("model.json");
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend(fs::read(&path).unwrap());
+    fs::write(&path, bom).unwrap();
+    let loaded = Sequential::load(&ckpt, &Device::flex()).unwrap();
+    assert_eq!(weight_bits(&loaded), weight_bits(&model));
+
+    let keras = dir.join("model.keras");
+    fs::write(&keras, b"PK\x03\x04").unwrap();
+    let text = load_err(&keras).to_string();
+    assert!(text.contains("tools/keras_export.py"), "{text}");
+
+    // Shrink the declared shape of one tensor in the header, keeping its data offsets.
+    let weights = ckpt.join("weights.safetensors");
+    let bytes = fs::read(&weights).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
+    let edited = header.replacen("\"shape\":[32]", "\"shape\":[31]", 1);
+    assert_ne!(edited, header, "the test needs a [32] tensor: {header}");
+    let mut out = (edited.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(edited.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    fs::write(&weights, out).unwrap();
+    let text = load_err(&ckpt).to_string();
+    assert!(
+        text.contains("tensor `") && text.contains("needs 124 bytes"),
+        "{text}"
+    );
+}
+
+/// float64 weights beyond float32's range are named as such, not as a non-finite value.
+#[test]
+fn float64_weights_out_of_float32_range_are_refused() {
+    let (_dir, ckpt, model) = saved(WeightFormat::Safetensors);
+    let mut entries = f32_entries(&model);
+    let bias = entries.iter_mut().find(|e| e.0 == "conv1d.bias").unwrap();
+    let mut wide: Vec<f64> = vec![0.0; 32];
+    wide[3] = 1e300;
+    bias.1 = Dtype::F64;
+    bias.3 = wide.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_safetensors(&ckpt.join("weights.safetensors"), &entries, false);
+    let text = load_err(&ckpt).to_string();
+    assert!(
+        text.contains("conv1d.bias") && text.contains("out of float32 range"),
+        "{text}"
+    );
+}
