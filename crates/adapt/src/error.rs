@@ -13,6 +13,14 @@ pub enum AdaptError {
         "cannot widen {old} input channels to {new}: that is fewer; pass an explicit channel selection (Placement::Keep) to drop channels"
     )]
     FewerChannels { old: usize, new: usize },
+    /// Asked to widen to the width the model already has.
+    #[error(
+        "the model already has {channels} input channels: nothing to widen; pass a larger channel count"
+    )]
+    SameWidth { channels: usize },
+    /// A request larger than the memory budget.
+    #[error(transparent)]
+    Budget(#[from] widen_guard::BudgetError),
     /// No layer of that name.
     #[error("no layer named `{name}` in the model (layers: {available})")]
     NoSuchLayer { name: String, available: String },

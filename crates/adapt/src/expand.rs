@@ -231,7 +231,28 @@ fn rebuild(
 /// Widens `model` to `request.new_channels` inputs. The input model is not changed.
 pub fn expand(model: &Sequential, request: &ExpandRequest) -> Result<Expansion, AdaptError> {
     let old = model.input().channels;
-    let map = request.placement.resolve(old, request.new_channels)?;
+    let new = request.new_channels;
+    if new == old && request.placement == Placement::Append {
+        return Err(AdaptError::SameWidth { channels: old });
+    }
+    // The map (one entry per new channel) and the widened weights (old kernel, new kernel, the
+    // drawn slices; or the projection) are sized by the caller: check before allocating them.
+    let per_channel = model
+        .spec
+        .layers
+        .iter()
+        .map(|l| match &l.config {
+            LayerConfig::Conv1d(c) => c.filters.saturating_mul(c.kernel_size),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+        .max(old);
+    widen_guard::budget().check(
+        &format!("widening {old} → {new} input channels"),
+        (new as u128).saturating_mul(16 + 12 * per_channel as u128),
+    )?;
+    let map = request.placement.resolve(old, new)?;
     let device = device_of(model)?;
     match &request.strategy {
         Strategy::Projection { init } => expand_projection(model, map, init, request, &device),

@@ -203,3 +203,29 @@ fn checkpoint_expansion_never_touches_the_input() {
     assert_eq!(read_all(&src), before);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Widening to the width the model has is not a widening; a caller-sized width that no
+/// machine holds is a budget refusal before anything is allocated, for every strategy.
+#[test]
+fn same_and_absurd_widths_are_refused() {
+    let err = expand(&base(), &ExpandRequest::new(8, Strategy::Zero)).unwrap_err();
+    assert!(
+        matches!(err, AdaptError::SameWidth { channels: 8 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("already has 8"), "{err}");
+    let strategies = [
+        Strategy::Zero,
+        Strategy::RepeatRescale,
+        Strategy::Projection {
+            init: ProjectionInit::Identity,
+        },
+    ];
+    for strategy in strategies {
+        for to in [usize::MAX, 1 << 40] {
+            let err = expand(&base(), &ExpandRequest::new(to, strategy.clone())).unwrap_err();
+            assert!(matches!(err, AdaptError::Budget(_)), "{to}: {err}");
+            assert!(err.to_string().contains("memory budget"), "{err}");
+        }
+    }
+}
