@@ -115,6 +115,15 @@ impl Progress for Bars {
 
 /// `widen study`.
 pub fn study(args: StudyArgs) -> Result<(), String> {
+    let inputs: Vec<&Path> = args
+        .train
+        .iter()
+        .chain(&args.test)
+        .map(PathBuf::as_path)
+        .collect();
+    for name in ["study.md", "study.json", "loss_curves.svg"] {
+        widen::guard::check_output(&args.out.join(name), &inputs).map_err(|e| e.to_string())?;
+    }
     let kind = backend(args.backend.as_deref())?;
     let device = kind.device().map_err(|e| e.to_string())?;
     let mut config = StudyConfig {
@@ -236,28 +245,55 @@ fn load(dir: &Path, backend_name: Option<&str>) -> Result<(Sequential, Device), 
     Ok((model, device))
 }
 
-/// Reads a 3-D `.npy` as a tensor in `model_format`, converting from the file's layout.
+/// Reads a 3-D `.npy` as a tensor in `model_format`, converting from the file's layout. When
+/// the array's channel axis disagrees with `channels` but the other axis fits, the message says
+/// which layout flag the file probably needs.
 fn read_input(
     path: &Path,
     channels_first: bool,
     model_format: DataFormat,
+    channels: usize,
     device: &Device,
 ) -> Result<Tensor<3>, String> {
     let array = npy::read(path).map_err(|e| e.to_string())?;
+    let layout = if channels_first {
+        "[batch, channels, length]"
+    } else {
+        "[batch, length, channels]"
+    };
     let [a, b, c] = match array.shape.as_slice() {
         &[a, b, c] => [a, b, c],
         other => {
-            let layout = if channels_first {
-                "[batch, channels, length]"
-            } else {
-                "[batch, length, channels]"
-            };
             return Err(format!(
                 "{}: expected a 3-D array {layout}, got shape {other:?}",
                 path.display()
             ));
         }
     };
+    let (found, other) = if channels_first { (b, c) } else { (c, b) };
+    if found != channels {
+        let hint = if other == channels {
+            if channels_first {
+                "; it looks like [batch, length, channels]: drop --channels-first"
+            } else {
+                "; it looks like [batch, channels, length]: pass --channels-first"
+            }
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{}: shape {:?} read as {layout} has {found} channels, the model expects {channels}{hint}",
+            path.display(),
+            array.shape
+        ));
+    }
+    if a == 0 || other == 0 {
+        return Err(format!(
+            "{}: shape {:?} is empty; expected at least one case of at least one step",
+            path.display(),
+            array.shape
+        ));
+    }
     if let Some(i) = array.values.iter().position(|v| !v.is_finite()) {
         let count = array.values.iter().filter(|v| !v.is_finite()).count();
         return Err(format!(
@@ -311,6 +347,9 @@ pub fn expand(args: ExpandArgs) -> Result<(), String> {
             init: ProjectionInit::Identity,
         },
     };
+    let mut inputs = vec![args.model.as_path()];
+    inputs.extend(args.sample.as_deref());
+    widen::guard::check_output(&args.out, &inputs).map_err(|e| e.to_string())?;
     let request = ExpandRequest::new(args.to, strategy).with_seed(args.seed);
     let sample = match (&args.sample, args.standardize) {
         (Some(path), true) => {
@@ -320,6 +359,7 @@ pub fn expand(args: ExpandArgs) -> Result<(), String> {
                 path,
                 args.channels_first,
                 base.input().data_format,
+                args.to,
                 &device,
             )?)
         }
@@ -351,8 +391,24 @@ pub fn predict(
     channels_first: bool,
     backend_name: Option<&str>,
 ) -> Result<(), String> {
+    // Refused before any work: the output must not be the input, the model or inside it.
+    widen::guard::check_output(output, &[input, model]).map_err(|e| e.to_string())?;
+    widen::guard::check_file_output(output).map_err(|e| e.to_string())?;
     let (m, device) = load(model, backend_name)?;
-    let x = read_input(input, channels_first, m.input().data_format, &device)?;
+    let x = read_input(
+        input,
+        channels_first,
+        m.input().data_format,
+        m.input().channels,
+        &device,
+    )?;
+    let [batch, _, _] = x.dims();
+    let length = x.dims()[match m.input().data_format {
+        DataFormat::ChannelsFirst => 2,
+        DataFormat::ChannelsLast => 1,
+    }];
+    m.check_memory(batch, length, false)
+        .map_err(|e| e.to_string())?;
     let y = m.forward(x).map_err(|e| e.to_string())?;
     let (shape, data) = match y {
         Value::Flat(t) => (t.dims().to_vec(), t.into_data()),
@@ -367,6 +423,16 @@ pub fn predict(
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| format!("reading the output: {e:?}"))?;
+    // Finite weights can still overflow (values near f32::MAX): say so instead of writing NaN.
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        let count = values.iter().filter(|v| !v.is_finite()).count();
+        return Err(format!(
+            "the model produced {count} non-finite output value(s) of {} (first at flat index {i}, {}); its weights or inputs overflow float32 — nothing was written to {}",
+            values.len(),
+            values[i],
+            output.display()
+        ));
+    }
     npy::write(output, &shape, &values).map_err(|e| e.to_string())?;
     println!("wrote {} with shape {shape:?}", output.display());
     Ok(())

@@ -18,6 +18,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Memory budget for anything sized by the input (e.g. 8G, 512M); default: half of the
+    /// machine's memory or of the process's memory limit, or WIDEN_MAX_MEMORY.
+    #[arg(long, global = true, value_name = "SIZE")]
+    max_memory: Option<String>,
 }
 
 /// Expansion strategies on the command line.
@@ -110,7 +114,33 @@ enum Command {
     },
 }
 
+/// Sets the process-wide memory budget from `--max-memory`, else `WIDEN_MAX_MEMORY`, else the
+/// machine.
+fn set_budget(flag: Option<&str>) -> Result<(), String> {
+    use widen::guard::{MemoryBudget, parse_size};
+    let budget = match flag {
+        Some(text) => MemoryBudget::new(
+            parse_size(text).map_err(|e| format!("--max-memory: {e}"))?,
+            format!("--max-memory {text}"),
+        ),
+        None => MemoryBudget::from_env().map_err(|e| format!("WIDEN_MAX_MEMORY: {e}"))?,
+    };
+    widen::guard::set_budget(budget);
+    Ok(())
+}
+
+/// An error message safe for a terminal: control characters from file contents (layer names,
+/// labels) are escaped, line breaks kept.
+fn printable_message(message: &str) -> String {
+    message
+        .split('\n')
+        .map(widen::layers::printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn run(cli: Cli) -> Result<(), String> {
+    set_budget(cli.max_memory.as_deref())?;
     match cli.command {
         Command::Demo { backend, seed } => {
             let kind = commands::backend(backend.as_deref())?;
@@ -143,7 +173,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", printable_message(&message));
             ExitCode::FAILURE
         }
     }

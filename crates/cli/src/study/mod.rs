@@ -45,6 +45,19 @@ pub enum StudyError {
     /// An expansion was refused.
     #[error(transparent)]
     Adapt(#[from] AdaptError),
+    /// Training produced a non-finite loss: the learning rate is too large for this model or
+    /// the data holds extreme values.
+    #[error(
+        "training diverged: the loss became {loss} at step {step} (learning rate {learning_rate}); lower the learning rate or standardise the inputs"
+    )]
+    Diverged {
+        /// 1-based optimiser step.
+        step: usize,
+        /// The loss seen.
+        loss: f64,
+        /// The learning rate in force.
+        learning_rate: f64,
+    },
     /// Output could not be written.
     #[error("writing {path}: {reason}")]
     Io { path: String, reason: String },
@@ -414,8 +427,20 @@ pub fn run(
             config.batch_size, config.learning_rate, config.finetune_learning_rate
         )));
     }
-    let per_seed = config.base_steps + config.variants.len() * config.finetune_steps;
-    progress.start((scenarios.len() * config.seeds.len() * per_seed) as u64);
+    let per_seed = config
+        .variants
+        .len()
+        .saturating_mul(config.finetune_steps)
+        .saturating_add(config.base_steps);
+    let total_steps = scenarios
+        .len()
+        .saturating_mul(config.seeds.len())
+        .saturating_mul(per_seed);
+    // Every step keeps a loss and a gradient norm (f64 each) in the curves the report plots.
+    widen::guard::budget()
+        .check_elements("the study's training curves", &[total_steps, 2], 8)
+        .map_err(|e| StudyError::Config(e.to_string()))?;
+    progress.start(total_steps as u64);
     let train_device = device.clone().autodiff();
     let mut results = Vec::new();
     let mut timing = Vec::new();
@@ -439,6 +464,15 @@ fn run_scenario(
     train_device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<(ScenarioResult, Vec<Timing>), StudyError> {
+    for (set, split) in [(&s.train, "training"), (&s.test, "test")] {
+        if set.labels.len() != set.cases {
+            return Err(DataError::Unlabelled {
+                origin: format!("{} ({split} split)", s.name),
+                expected: "the study trains and scores on class labels".to_string(),
+            }
+            .into());
+        }
+    }
     let c_new = s.train.channels;
     let classes = s.train.class_names.len().max(
         s.train
@@ -450,7 +484,13 @@ fn run_scenario(
     );
     let old_train = s.train.select_channels(&s.old_channels)?;
     let old_test = s.test.select_channels(&s.old_channels)?;
-    let new_positions: Vec<usize> = (0..c_new).filter(|c| !s.old_channels.contains(c)).collect();
+    let mut is_old = vec![false; c_new];
+    for &c in &s.old_channels {
+        if let Some(slot) = is_old.get_mut(c) {
+            *slot = true;
+        }
+    }
+    let new_positions: Vec<usize> = (0..c_new).filter(|&c| !is_old[c]).collect();
     let mut base_accuracy = Vec::new();
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); config.variants.len()];
     let mut seconds = vec![0.0; config.variants.len() + 1];
@@ -621,10 +661,20 @@ pub fn from_ts_files(
     let policy = crate::data::LengthPolicy::default();
     let train_set = crate::data::read_ts(train, policy)?;
     let test_set = crate::data::read_ts(test, policy)?;
+    for (set, path) in [(&train_set, train), (&test_set, test)] {
+        if set.labels.is_empty() {
+            return Err(DataError::Unlabelled {
+                origin: path.display().to_string(),
+                expected: "the study trains and scores on class labels".to_string(),
+            }
+            .into());
+        }
+    }
     if old_channels == 0 || old_channels >= train_set.channels {
         return Err(StudyError::Config(format!(
-            "--old-channels must be in 1..{} (the files have {} channels), got {old_channels}",
-            train_set.channels, train_set.channels
+            "--old-channels must be at least 1 and fewer than the files' {} channels (the rest are \
+             the new ones the model is widened to), got {old_channels}",
+            train_set.channels
         )));
     }
     if test_set.channels != train_set.channels || test_set.length != train_set.length {
@@ -633,6 +683,8 @@ pub fn from_ts_files(
             train_set.channels, train_set.length, test_set.channels, test_set.length
         )));
     }
+    // Labels are matched by name: the two files may declare them in different orders.
+    let test_set = test_set.relabel_to(&train_set.class_names, &test.display().to_string())?;
     Ok(Scenario {
         name: "real_sensors".into(),
         description: format!(

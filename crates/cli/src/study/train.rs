@@ -67,6 +67,13 @@ pub fn evaluate(
     data: &Dataset,
     device: &Device,
 ) -> Result<(f64, f64), StudyError> {
+    if data.labels.len() != data.cases || data.cases == 0 {
+        return Err(StudyError::Data(crate::data::DataError::Unlabelled {
+            origin: "the evaluation data".to_string(),
+            expected: "scoring needs one class label per case".to_string(),
+        }));
+    }
+    model.check_memory(data.cases.min(256), data.length, false)?;
     let model = burn::module::Module::valid(model);
     let mut loss_sum = 0.0;
     let mut correct = 0usize;
@@ -133,12 +140,19 @@ pub fn train(
     device: &Device,
     mut on_step: impl FnMut(),
 ) -> Result<(Sequential, Curve), StudyError> {
+    if data.labels.len() != data.cases || data.cases == 0 {
+        return Err(StudyError::Data(crate::data::DataError::Unlabelled {
+            origin: "the training data".to_string(),
+            expected: "training needs one class label per case".to_string(),
+        }));
+    }
+    let b = settings.batch_size.min(data.cases).max(1);
+    model.check_memory(b, data.length, true)?;
     let mut optim = AdamConfig::new().init();
     let mut rng = HostRng::new(settings.seed);
     let mut order: Vec<usize> = Vec::new();
     let mut curve = Curve::default();
-    let b = settings.batch_size.min(data.cases).max(1);
-    for _ in 0..settings.steps {
+    for step in 1..=settings.steps {
         if order.len() < b {
             // A fresh seeded permutation each epoch (Fisher–Yates on the host).
             let mut perm: Vec<usize> = (0..data.cases).collect();
@@ -153,7 +167,15 @@ pub fn train(
         let z = logits(&model, batch(data, &cases, device), true)?;
         let classes = z.dims()[1];
         let loss = cross_entropy(z, &labels, classes);
-        curve.loss.push(scalar(loss.clone())?);
+        let value = scalar(loss.clone())?;
+        if !value.is_finite() {
+            return Err(StudyError::Diverged {
+                step,
+                loss: value,
+                learning_rate: settings.learning_rate,
+            });
+        }
+        curve.loss.push(value);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         if let Some(mask) = mask {
             mask.apply(&mut grads);
