@@ -167,7 +167,41 @@ pub fn conv1d(
     if let Some(y) = crate::cpu::conv1d(&x, &weight, bias.as_ref(), geometry) {
         return Ok(y);
     }
+    if options.groups > 1 {
+        return Ok(grouped_by_parts(x, weight, bias, options));
+    }
     Ok(module::conv1d(x, weight, bias, options))
+}
+
+/// A grouped convolution as one ungrouped convolution per group, concatenated. Burn 0.22.1's
+/// ndarray backward of a grouped conv1d panics on some strided shapes (`could not broadcast
+/// array from shape [1, 1, 2] to [1, 1, 1]` for batch 1, groups 2, kernel 1, stride 2, length
+/// 8); the per-group form has the same value and gradients and never reaches that code.
+fn grouped_by_parts(
+    x: Tensor<3>,
+    weight: Tensor<3>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<1>,
+) -> Tensor<3> {
+    let groups = options.groups;
+    let per_group = x.dims()[1] / groups;
+    let filters_per_group = weight.dims()[0] / groups;
+    let single =
+        ConvOptions::new_with_padding(options.stride, options.padding, options.dilation, 1);
+    let parts: Vec<Tensor<3>> = (0..groups)
+        .map(|g| {
+            module::conv1d(
+                x.clone().narrow(1, g * per_group, per_group),
+                weight
+                    .clone()
+                    .narrow(0, g * filters_per_group, filters_per_group),
+                bias.clone()
+                    .map(|b| b.narrow(0, g * filters_per_group, filters_per_group)),
+                single.clone(),
+            )
+        })
+        .collect();
+    Tensor::cat(parts, 1)
 }
 
 /// Channels-last convolution as Keras runs it: `x: [batch, length, channels]`, output

@@ -277,3 +277,30 @@ fn mid_size_conv_matches_reference() {
     })
     .unwrap();
 }
+
+/// The shape on which Burn 0.22.1's own ndarray backward of a grouped conv panics (`could not
+/// broadcast array from shape [1, 1, 2] to [1, 1, 1]`): widen's conv1d must give the reference
+/// gradients on every backend and feature set, with or without its CPU kernels.
+#[test]
+fn grouped_strided_shape_that_breaks_burn_matches_reference() {
+    let case = Case {
+        batch: 1,
+        groups: 2,
+        in_per_group: 1,
+        out_per_group: 1,
+        kernel: 1,
+        stride: 2,
+        dilation: 1,
+        length: 8,
+        padding: Padding::Valid,
+        seed: 3,
+    };
+    run(&case).unwrap();
+    run(&Case {
+        groups: 3,
+        kernel: 2,
+        length: 9,
+        ..case
+    })
+    .unwrap();
+}
