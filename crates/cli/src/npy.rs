@@ -16,7 +16,7 @@ pub enum NpyError {
     Format { path: String, reason: String },
     /// A dtype widen does not read.
     #[error(
-        "{path}: dtype `{descr}` is not supported (expected little-endian float32 '<f4' or float64 '<f8')"
+        "{path}: .npy dtype `{descr}` is not supported (expected little-endian float32 '<f4' or float64 '<f8')"
     )]
     Dtype { path: String, descr: String },
     /// A float64 value that float32 cannot hold (it would become infinite).
@@ -39,7 +39,8 @@ pub enum NpyError {
     Size {
         path: String,
         shape: Vec<usize>,
-        expected: usize,
+        /// Bytes the shape needs (as `u128`: a hostile shape overflows `usize`).
+        expected: u128,
         got: usize,
     },
 }
@@ -219,8 +220,14 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
         path: path.to_string(),
         reason: reason.to_string(),
     };
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+    if !bytes.starts_with(MAGIC) {
         return Err(fmt("missing the \\x93NUMPY magic"));
+    }
+    if bytes.len() < 10 {
+        return Err(fmt(&format!(
+            "truncated: {} bytes, while the magic, version and header length take 10",
+            bytes.len()
+        )));
     }
     let (header_len, offset) = match (bytes[6], bytes[7]) {
         (1, 0) => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
@@ -299,7 +306,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
         return Err(NpyError::Size {
             path: path.to_string(),
             shape,
-            expected: usize::try_from(needed).unwrap_or(usize::MAX),
+            expected: needed,
             got: data.len(),
         });
     };
@@ -340,10 +347,15 @@ pub fn read(path: &Path) -> Result<NpyArray, NpyError> {
         reason: e.to_string(),
     };
     let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_dir() {
+    if !meta.is_file() {
         return Err(NpyError::Io {
             path: path.display().to_string(),
-            reason: "is a directory, expected an .npy file".into(),
+            reason: if meta.is_dir() {
+                "is a directory, expected an .npy file".into()
+            } else {
+                // A device or FIFO has no size to check and may never end.
+                "is not a regular file (a device, FIFO or socket); expected an .npy file".into()
+            },
         });
     }
     // The file's bytes plus their f32 copy (at most as large).

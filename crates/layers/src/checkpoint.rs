@@ -406,10 +406,18 @@ fn spec_mismatch(path: &str, spec: &[WeightInfo], model: &[WeightInfo]) -> Layer
 /// Reads a checkpoint file after checking `factor ×` its size against the memory budget.
 fn read_file(path: &Path, what: &str, factor: u128) -> Result<Vec<u8>, LayerError> {
     if let Ok(meta) = fs::metadata(path) {
-        if meta.is_dir() {
+        if !meta.is_file() {
+            // A device or FIFO (a link to /dev/zero) has no size to check and may never end.
             return Err(LayerError::Checkpoint {
                 path: display(path),
-                reason: format!("the {what} is a directory"),
+                reason: format!(
+                    "the {what} is {}, not a regular file",
+                    if meta.is_dir() {
+                        "a directory"
+                    } else {
+                        "a device, FIFO or socket"
+                    }
+                ),
             });
         }
         widen_guard::budget().check(

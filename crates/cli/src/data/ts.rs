@@ -81,7 +81,14 @@ pub fn read_ts(path: &Path, policy: LengthPolicy) -> Result<Dataset, DataError> 
         path: origin.clone(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(io)?.len();
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        // A device or FIFO has no size to check and may never end.
+        return Err(io(std::io::Error::other(
+            "not a regular file (a directory, device, FIFO or socket); expected a .ts file",
+        )));
+    }
+    let len = meta.len();
     // The text, plus its values: each takes at least two bytes of text (`1,`) and four as f32.
     widen::guard::budget()
         .check(&format!("reading {origin}"), u128::from(len) * 3)
