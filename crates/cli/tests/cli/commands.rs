@@ -366,3 +366,98 @@ fn bench_prints_one_json_line_last() {
         &["unknown shape `huge`"],
     );
 }
+
+/// Names of widen's temporaries left in `dir`.
+fn temporaries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".widen-tmp-") || n.contains(".widen-old-"))
+        .collect()
+}
+
+/// Runs killed at random points leave either no output or a whole one at the final path, and
+/// the next run writing into the same directory removes the temporaries they left (here also
+/// planted ones of a process that cannot exist, as a kill at the worst moment leaves them).
+#[test]
+fn killed_runs_leave_whole_outputs_and_their_leftovers_are_removed() {
+    let model = saved_ex1("killed");
+    let root = model.parent().unwrap().to_path_buf();
+    let x = root.join("x.npy");
+    npy::write(&x, &[64, 50, 8], &pseudo_random(64 * 50 * 8, 3)).unwrap();
+    std::fs::write(root.join(".y.npy.widen-tmp-4294967295-0"), b"half a file").unwrap();
+    let stale_dir = root.join(".wide.widen-tmp-4294967295-1");
+    std::fs::create_dir(&stale_dir).unwrap();
+    std::fs::write(stale_dir.join("weights.safetensors"), vec![0u8; 4096]).unwrap();
+
+    for delay_ms in [0u64, 2, 5, 10, 20, 40] {
+        for args in [
+            vec![
+                "predict",
+                "--model",
+                path_str(&model),
+                "--input",
+                path_str(&x),
+            ],
+            vec![
+                "expand",
+                "--model",
+                path_str(&model),
+                "--to",
+                "16",
+                "--strategy",
+                "fan",
+            ],
+        ] {
+            let (flag, out) = if args[0] == "predict" {
+                ("--output", root.join("y.npy"))
+            } else {
+                ("--out", root.join("wide"))
+            };
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_widen"))
+                .args(&args)
+                .args([flag, path_str(&out)])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let _ = child.kill(); // SIGKILL on Unix: no destructor runs.
+            let _ = child.wait();
+            if out.extension().is_some() {
+                if out.exists() {
+                    assert_eq!(npy::read(&out).unwrap().shape, vec![64, 32]);
+                }
+            } else if out.exists() {
+                let m = Sequential::load(&out, &Device::flex()).unwrap();
+                assert_eq!(m.input().channels, 16);
+            }
+        }
+    }
+    // Finished runs into the same directory clean up every dead process's temporaries.
+    let y = root.join("y.npy");
+    assert_ok(&widen(&[
+        "predict",
+        "--model",
+        path_str(&model),
+        "--input",
+        path_str(&x),
+        "--output",
+        path_str(&y),
+    ]));
+    let wide = root.join("wide2");
+    assert_ok(&widen(&[
+        "expand",
+        "--model",
+        path_str(&model),
+        "--to",
+        "16",
+        "--strategy",
+        "zero",
+        "--out",
+        path_str(&wide),
+    ]));
+    assert_eq!(temporaries(&root), Vec::<String>::new());
+    assert_eq!(npy::read(&y).unwrap().shape, vec![64, 32]);
+}
