@@ -4,6 +4,7 @@
 
 mod bench;
 mod compare_backends;
+mod fuzz;
 mod test_all;
 
 use std::path::PathBuf;
@@ -17,7 +18,8 @@ commands:
   compare-backends   the seeded models on every backend against ndarray: per-layer and
                      per-gradient differences, timings (Markdown); [--runs N] [--warmup N]
   bench              release `widen bench` on the seed and large shapes; --vs-tf also runs
-                     bench/tf_reference.py and prints the ratios against the targets";
+                     bench/tf_reference.py and prints the ratios against the targets
+  fuzz               the readers' fuzzer (widen-fuzz): [--seconds N] [--target NAME] [--seed S]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
         Some("test-all") => test_all::run(&args[1..]),
         Some("compare-backends") => compare_backends::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS

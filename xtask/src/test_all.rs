@@ -6,6 +6,7 @@ use std::time::Instant;
 /// Library crates, each tested alone: `cargo test -p X` unifies features over X alone, so this
 /// proves a user can import that one crate. Keep the list in dependency order.
 const LIBRARIES: &[&str] = &[
+    "widen-guard",
     "widen-ops",
     "widen-init",
     "widen-layers",
@@ -42,13 +43,16 @@ pub fn run(args: &[String]) -> ExitCode {
         ),
     ];
     for lib in LIBRARIES {
-        let mut args = vec!["test", "-p", lib];
+        // Default features first: what a user who imports this one crate gets.
+        steps.push(step(&format!("test -p {lib}"), &["test", "-p", lib]));
         if *lib == "widen-ops" {
-            // Its CPU kernel registers per backend feature; test it registered on both (the
+            // Its CPU kernel registers per backend feature; test it registered on both too (the
             // features enable nothing the dev-dependencies do not already build).
-            args.extend(["--features", "flex,ndarray,autodiff"]);
+            steps.push(step(
+                "test -p widen-ops (CPU kernels)",
+                &["test", "-p", lib, "--features", "flex,ndarray,autodiff"],
+            ));
         }
-        steps.push(step(&format!("test -p {lib}"), &args));
     }
     // The backend suite again with wgpu compiled in: ndarray, flex and wgpu. Every crate's
     // dev-dependencies already enable burn's `wgpu`, so this reuses the build above. Without an
@@ -65,12 +69,27 @@ pub fn run(args: &[String]) -> ExitCode {
             "backends",
         ],
     ));
+    // The readers' fuzzer, bounded (a longer run: `cargo xtask fuzz --seconds N`).
+    steps.push(step(
+        "fuzz (bounded)",
+        &[
+            "test",
+            "-p",
+            "widen-fuzz",
+            "--test",
+            "fuzz",
+            "--",
+            "--seconds",
+            "12",
+        ],
+    ));
     // The rest of the workspace (the CLI's end-to-end tests, xtask), built with the features
-    // unified over the whole workspace.
+    // unified over the whole workspace. widen-fuzz ran above.
     let mut rest = vec!["test", "--workspace"];
     for lib in LIBRARIES {
         rest.extend(["--exclude", lib]);
     }
+    rest.extend(["--exclude", "widen-fuzz"]);
     steps.push(step("test workspace (cli, xtask)", &rest));
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -127,8 +146,8 @@ mod tidy {
             .map(|l| l.trim().to_string())
     }
 
-    /// Every crate's dev-dependencies enable the same burn features (and portable-atomic and gemm,
-    /// whose features widen-ops and flex share), so
+    /// Every crate's dev-dependencies enable the same burn features (and portable-atomic, gemm
+    /// and serde_json, whose features widen's crates and burn share), so
     /// `cargo test -p X` for each crate and the workspace run reuse one build of burn: a
     /// different set rebuilds all of burn (minutes on two cores).
     #[test]
@@ -141,9 +160,13 @@ mod tidy {
                 continue;
             };
             let name = entry.file_name().to_string_lossy().into_owned();
+            // A crate that does not touch burn (widen-guard) builds no burn to share.
+            if !text.contains("burn") {
+                continue;
+            }
             let line = dev_burn_line(&text);
             assert!(line.is_some(), "{name}: no burn dev-dependency");
-            for dep in ["portable-atomic", "gemm"] {
+            for dep in ["portable-atomic", "gemm", "serde_json"] {
                 assert!(
                     text.contains(&format!("{dep}.workspace = true")),
                     "{name}: {dep} dev-dependency missing"

@@ -881,3 +881,47 @@ fn float64_weights_out_of_float32_range_are_refused() {
         "{text}"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Float settings in the spec (an initializer's scale, a dropout rate) read back
+    /// bit-identical: serde_json parses floats exactly rounded (`float_roundtrip`). The
+    /// fuzzer found `scale: 1e-45` reading back one ulp off with the default parser.
+    #[test]
+    fn float_settings_survive_a_save_and_load_bit_exactly(
+        exponent in -45.0f64..10.0,
+        rate in 0.0f64..1.0,
+    ) {
+        // Arbitrary f64s (no short decimal form) across the range an initializer may use.
+        let scale = 10f64.powf(exponent);
+        let init = widen_init::Initializer::variance_scaling(
+            scale,
+            widen_init::FanMode::FanIn,
+            widen_init::Distribution::Normal,
+        );
+        let spec = ModelSpec::new(InputSpec::new(3).with_length(12))
+            .push(LayerConfig::Conv1d(Conv1dConfig::new(4, 3).with_kernel_initializer(init)))
+            .push(LayerConfig::Dropout(DropoutConfig { rate }))
+            .push(LayerConfig::GlobalMaxPool1d);
+        // Parameters are drawn only to fill the file; a scale the sampler refuses is skipped.
+        let Ok(model) = Sequential::new(spec.clone(), 1, &Device::flex()) else {
+            return Ok(());
+        };
+        let dir = TestDir::new("float-settings");
+        let ckpt = dir.join("ckpt");
+        model.save(&ckpt, WeightFormat::Safetensors).unwrap();
+        let loaded = Sequential::load(&ckpt, &Device::flex()).unwrap();
+        prop_assert_eq!(&loaded.spec, &spec);
+    }
+}
+
+/// The fuzzer's case itself.
+#[test]
+fn the_smallest_subnormal_scale_round_trips() {
+    let json = r#"{"variance_scaling":{"scale":1e-45,"mode":"fan_in","distribution":"normal"}}"#;
+    let init: widen_init::Initializer = serde_json::from_str(json).unwrap();
+    let back: widen_init::Initializer =
+        serde_json::from_str(&serde_json::to_string(&init).unwrap()).unwrap();
+    assert_eq!(init, back);
+}
