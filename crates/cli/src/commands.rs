@@ -247,12 +247,13 @@ fn load(dir: &Path, backend_name: Option<&str>) -> Result<(Sequential, Device), 
 
 /// Reads a 3-D `.npy` as a tensor in `model_format`, converting from the file's layout. When
 /// the array's channel axis disagrees with `channels` but the other axis fits, the message says
-/// which layout flag the file probably needs.
+/// which layout flag the file probably needs; `consumer` names what reads the channels.
 fn read_input(
     path: &Path,
     channels_first: bool,
     model_format: DataFormat,
     channels: usize,
+    consumer: &str,
     device: &Device,
 ) -> Result<Tensor<3>, String> {
     let array = npy::read(path).map_err(|e| e.to_string())?;
@@ -282,7 +283,7 @@ fn read_input(
             ""
         };
         return Err(format!(
-            "{}: shape {:?} read as {layout} has {found} channels, the model expects {channels}{hint}",
+            "{}: shape {:?} read as {layout}: {consumer}: expected {channels} input channels, got {found}{hint}",
             path.display(),
             array.shape
         ));
@@ -360,6 +361,7 @@ pub fn expand(args: ExpandArgs) -> Result<(), String> {
                 args.channels_first,
                 base.input().data_format,
                 args.to,
+                "the widened model",
                 &device,
             )?)
         }
@@ -400,6 +402,9 @@ pub fn predict(
         channels_first,
         m.input().data_format,
         m.input().channels,
+        &m.spec.layers.first().map_or("the model".to_string(), |l| {
+            format!("layer `{}`", widen::layers::printable(&l.name))
+        }),
         &device,
     )?;
     let [batch, _, _] = x.dims();

@@ -95,7 +95,7 @@ impl<'a> HeaderParser<'a> {
         }
     }
 
-    fn expect(&mut self, byte: u8, what: &str) -> Result<(), String> {
+    fn require(&mut self, byte: u8, what: &str) -> Result<(), String> {
         if self.eat(byte) {
             Ok(())
         } else {
@@ -155,7 +155,7 @@ impl<'a> HeaderParser<'a> {
                     if self.eat(b',') {
                         continue;
                     }
-                    self.expect(b')', "`,` or `)` in the shape")?;
+                    self.require(b')', "`,` or `)` in the shape")?;
                     one_without_comma = dims.len() == 1;
                     break;
                 }
@@ -181,7 +181,7 @@ impl<'a> HeaderParser<'a> {
     }
 
     fn dict(mut self) -> Result<Vec<(String, Literal)>, String> {
-        self.expect(b'{', "`{`")?;
+        self.require(b'{', "`{`")?;
         let mut entries: Vec<(String, Literal)> = Vec::new();
         loop {
             if self.eat(b'}') {
@@ -194,13 +194,13 @@ impl<'a> HeaderParser<'a> {
             if entries.iter().any(|(k, _)| *k == key) {
                 return Err(format!("the key '{key}' appears twice"));
             }
-            self.expect(b':', "`:` after a key")?;
+            self.require(b':', "`:` after a key")?;
             let value = self.value()?;
             entries.push((key, value));
             if self.eat(b',') {
                 continue;
             }
-            self.expect(b'}', "`,` or `}` (the dictionary is not closed)")?;
+            self.require(b'}', "`,` or `}` (the dictionary is not closed)")?;
             break;
         }
         self.skip_space();

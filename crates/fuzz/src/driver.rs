@@ -432,18 +432,7 @@ fn one_line(text: &str, max: usize) -> String {
 }
 
 fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    widen_guard::format_size(u128::from(bytes))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1341,7 +1330,7 @@ mod tests {
             "key 'descr' bad, …"
         );
         assert_eq!(one_line("a\nb", 10), "a b");
-        assert_eq!(human(3 << 20), "3.0 MiB");
+        assert_eq!(human(3 << 20), "3.00 MiB");
         assert_ne!(derive_seed(0, "npy", 0), derive_seed(0, "ts", 0));
     }
 }

@@ -41,8 +41,8 @@ pub enum BudgetError {
     },
 }
 
-/// Bytes as a person reads them: `1.50 GiB (1610612736 bytes)`.
-pub(crate) fn human(bytes: u128) -> String {
+/// Bytes as a person reads them: `1.50 GiB`, `512 bytes` (binary units).
+pub fn format_size(bytes: u128) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -53,7 +53,16 @@ pub(crate) fn human(bytes: u128) -> String {
     if unit == 0 {
         format!("{bytes} bytes")
     } else {
-        format!("{value:.2} {} ({bytes} bytes)", UNITS[unit])
+        format!("{value:.2} {}", UNITS[unit])
+    }
+}
+
+/// [`format_size`] with the exact count: `1.50 GiB (1610612736 bytes)`.
+pub(crate) fn human(bytes: u128) -> String {
+    if bytes < 1024 {
+        format_size(bytes)
+    } else {
+        format!("{} ({bytes} bytes)", format_size(bytes))
     }
 }
 

@@ -14,7 +14,7 @@
 mod budget;
 mod output;
 
-pub use budget::{BudgetError, MemoryBudget, budget, parse_size, set_budget};
+pub use budget::{BudgetError, MemoryBudget, budget, format_size, parse_size, set_budget};
 pub use output::{
     OutputError, TEMP_TAG, check_file_output, check_output, remove_stale_temporaries, temp_sibling,
     write_file_atomically,

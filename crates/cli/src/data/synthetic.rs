@@ -211,6 +211,21 @@ pub fn generate(config: &SyntheticConfig) -> Result<(Dataset, Dataset), DataErro
         config.cases_test,
         &mut SplitMix64::new(config.seed, 2),
     )?;
+    // A finite scale and offset can still overflow float32 together with the signal.
+    if train
+        .series
+        .iter()
+        .chain(&test.series)
+        .any(|v| !v.is_finite())
+    {
+        return Err(DataError::Config {
+            field: "new_scale",
+            reason: format!(
+                "{} with offset {} overflows float32 in the generated data; choose values below ~1e37",
+                config.new_scale, config.new_offset
+            ),
+        });
+    }
     Ok((train, test))
 }
 

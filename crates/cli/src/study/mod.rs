@@ -48,7 +48,7 @@ pub enum StudyError {
     /// Training produced a non-finite loss: the learning rate is too large for this model or
     /// the data holds extreme values.
     #[error(
-        "training diverged: the loss became {loss} at step {step} (learning rate {learning_rate}); lower the learning rate or standardise the inputs"
+        "training diverged: the loss became {loss} at step {step} (learning rate {learning_rate:e}); lower the learning rate or standardise the inputs"
     )]
     Diverged {
         /// 1-based optimiser step.

@@ -208,7 +208,7 @@ fn expand_refuses_bad_requests() {
             "--out",
             d,
         ]),
-        &["input checkpoint"],
+        &["refusing to write", "it is the input", "never modifies"],
     );
     let missing = dir.with_file_name("missing");
     assert_fails(
@@ -263,7 +263,7 @@ fn predict_refuses_bad_inputs() {
             "--output",
             o,
         ]),
-        &["expected 8 input channels, got 32"],
+        &["layer `conv1d`: expected 8 input channels, got 32"],
     );
 
     let mut values = vec![0.5f32; 2 * 50 * 8];

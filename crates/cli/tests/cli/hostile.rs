@@ -1511,11 +1511,15 @@ fn cases() -> Vec<Case> {
                 predict_on(d, &p)
             },
         ),
-        fail("npy-wrong-channels", &["32 channels", "expects 8"], |d| {
-            let p = d.join("x.npy");
-            npy::write(&p, &[2, 50, 32], &values(3200, 3)).unwrap();
-            predict_on(d, &p)
-        }),
+        fail(
+            "npy-wrong-channels",
+            &["layer `conv1d`: expected 8 input channels, got 32"],
+            |d| {
+                let p = d.join("x.npy");
+                npy::write(&p, &[2, 50, 32], &values(3200, 3)).unwrap();
+                predict_on(d, &p)
+            },
+        ),
         fail("npy-wrong-length", &["50", "[2, 10, 8]"], |d| {
             let p = d.join("x.npy");
             npy::write(&p, &[2, 10, 8], &values(160, 3)).unwrap();
