@@ -1072,8 +1072,12 @@ fn parent(opts: &Options) -> ExitCode {
         }
     };
     let per = opts.seconds / selected.len().max(1) as f64;
+    let budget = match opts.execs {
+        Some(n) => format!("{n} cases each"),
+        None => format!("{per:.1} s each"),
+    };
     println!(
-        "widen-fuzz: {} target(s), {per:.1} s each, --seed {}; findings in {}",
+        "widen-fuzz: {} target(s), {budget}, --seed {}; findings in {}",
         selected.len(),
         opts.seed,
         findings_dir.display()

@@ -278,9 +278,13 @@ fn next_shape(
                     "Flatten needs a fixed input length (the model input has a variable length)",
                 ));
             };
-            FeatureShape::Flat {
-                features: channels * length,
-            }
+            let features = channels.checked_mul(length).ok_or_else(|| {
+                LayerError::config(
+                    name,
+                    format!("Flatten of {channels} channels × {length} steps overflows a size"),
+                )
+            })?;
+            FeatureShape::Flat { features }
         }
         LayerConfig::Dense(c) => match shape {
             FeatureShape::Flat { .. } if c.units > 0 => FeatureShape::Flat { features: c.units },

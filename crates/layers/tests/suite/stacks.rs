@@ -175,6 +175,12 @@ fn impossible_stacks_are_refused_at_build_time() {
             ModelSpec::new(InputSpec::new(8)).push(LayerConfig::Flatten),
         ),
         (
+            // The fuzzer's model_json finding: channels × length overflowed usize (a panic in
+            // debug builds, a wrapped size in release).
+            "flatten whose size overflows",
+            ModelSpec::new(InputSpec::new(1 << 40).with_length(1 << 40)).push(LayerConfig::Flatten),
+        ),
+        (
             "causal pooling",
             ModelSpec::new(input).push(LayerConfig::MaxPool1d(
                 PoolConfig::new(2).with_padding(PaddingMode::Causal),
