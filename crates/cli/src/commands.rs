@@ -121,6 +121,13 @@ pub fn study(args: StudyArgs) -> Result<(), String> {
         .chain(&args.test)
         .map(PathBuf::as_path)
         .collect();
+    // Checked before training, so a bad --out does not fail after minutes of work.
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(format!(
+            "--out {}: exists and is not a directory; the study writes study.md, study.json and loss_curves.svg into a directory",
+            args.out.display()
+        ));
+    }
     for name in ["study.md", "study.json", "loss_curves.svg"] {
         widen::guard::check_output(&args.out.join(name), &inputs).map_err(|e| e.to_string())?;
     }

@@ -32,8 +32,8 @@ pub enum NpyError {
     #[error(transparent)]
     Output(widen::guard::OutputError),
     /// The array would not fit in the memory budget.
-    #[error("{0}")]
-    Budget(String),
+    #[error(transparent)]
+    Budget(#[from] widen::guard::BudgetError),
     /// The data section is shorter or longer than the shape says.
     #[error("{path}: the shape {shape:?} needs {expected} bytes of data, the file has {got}")]
     Size {
@@ -191,6 +191,13 @@ impl<'a> HeaderParser<'a> {
                 return Err("the dictionary is not closed (no `}`)".into());
             }
             let key = self.string()?;
+            // Refused at once: at most three entries are ever kept, so the duplicate check stays
+            // constant work however long a hostile header is.
+            if !matches!(key.as_str(), "descr" | "fortran_order" | "shape") {
+                return Err(format!(
+                    "unknown header key '{key}' (expected exactly 'descr', 'fortran_order', 'shape')"
+                ));
+            }
             if entries.iter().any(|(k, _)| *k == key) {
                 return Err(format!("the key '{key}' appears twice"));
             }
@@ -241,6 +248,13 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
             )));
         }
     };
+    // numpy's own reader refuses headers over 10000 bytes (`max_header_size`); a float array's
+    // header is under 200.
+    if header_len > 10_000 {
+        return Err(fmt(&format!(
+            "the header is {header_len} bytes, over numpy's limit of 10000"
+        )));
+    }
     let end = offset
         .checked_add(header_len)
         .filter(|&e| e <= bytes.len())
@@ -311,12 +325,10 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
         });
     };
     // The data is in memory already; the f32 copy is what is new.
-    widen::guard::budget()
-        .check(
-            &format!("reading {path} (shape {shape:?})"),
-            (expected / width * 4) as u128,
-        )
-        .map_err(|e| NpyError::Budget(e.to_string()))?;
+    widen::guard::budget().check(
+        &format!("reading {path} (shape {shape:?})"),
+        (expected / width * 4) as u128,
+    )?;
     let values = if width == 4 {
         data.chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -342,30 +354,20 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
 
 /// Reads an `.npy` file.
 pub fn read(path: &Path) -> Result<NpyArray, NpyError> {
-    let io = |e: std::io::Error| NpyError::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(NpyError::Io {
-            path: path.display().to_string(),
-            reason: if meta.is_dir() {
-                "is a directory, expected an .npy file".into()
-            } else {
-                // A device or FIFO has no size to check and may never end.
-                "is not a regular file (a device, FIFO or socket); expected an .npy file".into()
-            },
-        });
-    }
     // The file's bytes plus their f32 copy (at most as large).
-    widen::guard::budget()
-        .check(
-            &format!("reading {}", path.display()),
-            u128::from(meta.len()) * 2,
-        )
-        .map_err(|e| NpyError::Budget(e.to_string()))?;
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = widen::guard::read_bounded(path, "the .npy file", 2).map_err(|e| match e {
+        widen::guard::InputError::Budget(b) => NpyError::Budget(b),
+        other => NpyError::Io {
+            path: path.display().to_string(),
+            reason: match other {
+                widen::guard::InputError::NotRegular { kind, .. } => {
+                    format!("is {kind}, not a regular file; expected an .npy file")
+                }
+                widen::guard::InputError::Io { source, .. } => source.to_string(),
+                _ => other.to_string(),
+            },
+        },
+    })?;
     parse(&bytes, &path.display().to_string())
 }
 
@@ -532,7 +534,7 @@ mod tests {
             ("{'descr': '<f4', 'shape': (1,), }", "must have the keys"),
             (
                 "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1, }",
-                "expected a string",
+                "unknown header key 'x'",
             ),
             (
                 "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 'y', }",
@@ -578,13 +580,33 @@ mod tests {
                 .contains("version 9.0")
         );
         let mut past_end = encode(&[1], &[1.0]);
-        past_end[8] = 0xff;
-        past_end[9] = 0xff;
+        past_end[8..10].copy_from_slice(&10_000u16.to_le_bytes());
         assert!(
             parse(&past_end, "p")
                 .unwrap_err()
                 .to_string()
                 .contains("header length")
+        );
+        // A version-2 header may declare up to 4 GiB; numpy reads at most 10000 bytes of it, and
+        // a dictionary of a million keys is refused at its first unknown key.
+        let keys: String = (0..1_000_000).map(|i| format!("'k{i}': True, ")).collect();
+        let long = with_header(2, &format!("{{{keys}}}"), &[]);
+        assert!(
+            parse(&long, "l")
+                .unwrap_err()
+                .to_string()
+                .contains("over numpy's limit")
+        );
+        let many = with_header(
+            1,
+            &format!("{{'k0': True, {}}}", "'descr': '<f4', ".repeat(100)),
+            &[],
+        );
+        assert!(
+            parse(&many, "m")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown header key 'k0'")
         );
         let big_endian = with_header(
             1,

@@ -15,7 +15,7 @@ pub const ENV_VAR: &str = "WIDEN_MAX_MEMORY";
 pub enum BudgetError {
     /// The request needs more memory than the budget allows.
     #[error(
-        "{what} needs {}, more than the memory budget of {} ({origin}); raise it with --max-memory SIZE or {ENV_VAR}=SIZE (for example 16G) if the machine has the memory",
+        "{what} needs {}, more than the memory budget of {} ({origin}); if the machine has the memory, raise the budget: the CLI's --max-memory SIZE, or {ENV_VAR}=SIZE (for example 16G)",
         human(*needed),
         human(u128::from(*limit))
     )]

@@ -63,35 +63,30 @@ fn display(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// `path` made absolute with links resolved, also for a path that does not exist yet (its
-/// nearest existing ancestor is resolved and the rest appended).
+/// `path` made absolute with links resolved, also for a path that does not exist yet: each
+/// component is appended to the resolved prefix, which is canonicalised while it exists (so
+/// links count), and `..` steps back from what is resolved so far (so `newdir/../x` is `x`).
 fn resolve(path: &Path) -> PathBuf {
-    if let Ok(p) = path.canonicalize() {
-        return p;
-    }
-    let mut rest = Vec::new();
-    let mut cur = path;
-    loop {
-        match (cur.parent(), cur.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                let parent = if parent.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    parent
-                };
-                if let Ok(base) = parent.canonicalize() {
-                    let mut out = base;
-                    for part in rest.iter().rev() {
-                        out.push(part);
-                    }
-                    return out;
-                }
-                cur = parent;
+    use std::path::Component;
+    let mut out = match std::env::current_dir() {
+        Ok(cwd) if path.is_relative() => cwd,
+        _ => PathBuf::new(),
+    };
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
             }
-            _ => return path.to_path_buf(),
+            other => {
+                out.push(other.as_os_str());
+                if let Ok(real) = out.canonicalize() {
+                    out = real;
+                }
+            }
         }
     }
+    out
 }
 
 #[cfg(unix)]
@@ -144,7 +139,13 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     tagged_sibling(path, TEMP_TAG)
 }
 
-pub(crate) fn tagged_sibling(path: &Path, tag: &str) -> PathBuf {
+/// A fresh name for the previous version of `path` while its replacement is renamed in:
+/// `.<name>.widen-old-<pid>-<n>`, removed once the replacement is in place.
+pub fn old_sibling(path: &Path) -> PathBuf {
+    tagged_sibling(path, OLD_TAG)
+}
+
+fn tagged_sibling(path: &Path, tag: &str) -> PathBuf {
     let parent = parent_of(path);
     let name = path.file_name().unwrap_or(OsStr::new("output"));
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -327,6 +328,9 @@ mod tests {
         };
         assert!(err(&input).contains("it is the input"));
         assert!(err(&dir.join("./x.npy")).contains("it is the input"));
+        // Through a directory that does not exist yet: `newdir/..` is `dir`.
+        assert!(err(&dir.join("newdir/../x.npy")).contains("it is the input"));
+        assert!(err(&dir.join("newdir/../model/y.npy")).contains("lies inside"));
         assert!(err(&model.join("weights.safetensors")).contains("lies inside"));
         assert!(err(&model.join("new/deeper")).contains("lies inside"));
         assert!(err(&dir).contains("contains"));

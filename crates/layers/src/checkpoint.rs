@@ -61,7 +61,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::store::burn_pack;
 use burn::tensor::{DType, Device, TensorData};
@@ -335,8 +334,9 @@ impl Sequential {
         }
 
         let model_path = dir.join(MODEL_FILE);
-        // serde_json's tree of a spec takes about 16 times its text.
-        let model_json = read_file(&model_path, "architecture file model.json", 16)?;
+        // serde_json's tree of a spec takes up to ~32 times its text (a 32-byte value per
+        // two-byte `0,`, in vectors that double).
+        let model_json = read_file(&model_path, "architecture file model.json", 32)?;
         let (spec, named_weights) = parse_model_json(&model_path, &model_json)?;
         let model_label = display(&model_path);
         let invalid = |e: LayerError| LayerError::InvalidSpec {
@@ -405,35 +405,20 @@ fn spec_mismatch(path: &str, spec: &[WeightInfo], model: &[WeightInfo]) -> Layer
 
 /// Reads a checkpoint file after checking `factor ×` its size against the memory budget.
 fn read_file(path: &Path, what: &str, factor: u128) -> Result<Vec<u8>, LayerError> {
-    if let Ok(meta) = fs::metadata(path) {
-        if !meta.is_file() {
-            // A device or FIFO (a link to /dev/zero) has no size to check and may never end.
-            return Err(LayerError::Checkpoint {
-                path: display(path),
-                reason: format!(
-                    "the {what} is {}, not a regular file",
-                    if meta.is_dir() {
-                        "a directory"
-                    } else {
-                        "a device, FIFO or socket"
-                    }
-                ),
-            });
-        }
-        widen_guard::budget().check(
-            &format!("loading {} ({} bytes)", display(path), meta.len()),
-            u128::from(meta.len()).saturating_mul(factor),
-        )?;
-    }
-    fs::read(path).map_err(|e| {
-        if e.kind() == ErrorKind::NotFound {
+    widen_guard::read_bounded(path, what, factor).map_err(|e| match e {
+        widen_guard::InputError::Budget(b) => LayerError::Budget(b),
+        widen_guard::InputError::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
             LayerError::CheckpointNotFound {
                 path: display(path),
                 what: what.to_string(),
             }
-        } else {
-            io_error(path)(e)
         }
+        widen_guard::InputError::Io { source, .. } => io_error(path)(source),
+        // A directory, or a device or FIFO (a link to /dev/zero) that may never end.
+        other => LayerError::Checkpoint {
+            path: display(path),
+            reason: format!("the {what}: {other}"),
+        },
     })
 }
 
@@ -633,6 +618,13 @@ fn check_statistics(
 /// dtype (the crate's own error does not say).
 fn explain_bad_tensor(bytes: &[u8]) -> Option<String> {
     let n = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    // Only an explanation: skipped when the header's JSON tree would not fit the budget.
+    widen_guard::budget()
+        .check(
+            "explaining a safetensors header",
+            (n as u128).saturating_mul(32),
+        )
+        .ok()?;
     let header: serde_json::Value =
         serde_json::from_slice(bytes.get(8..8usize.checked_add(n)?)?).ok()?;
     for (name, info) in header.as_object()? {
@@ -824,22 +816,12 @@ fn decode_values(path: &str, key: &str, raw: &Raw) -> Result<Vec<f32>, LayerErro
     })
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// `.<name>.<tag>-<pid>-<n>` beside `name` in `parent`.
-fn sibling(parent: &Path, name: &std::ffi::OsStr, tag: &str) -> PathBuf {
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut file = std::ffi::OsString::from(".");
-    file.push(name);
-    file.push(format!(".{tag}-{}-{n}", std::process::id()));
-    parent.join(file)
-}
-
 /// Creates a fresh hidden sibling directory; `create_dir` itself is the uniqueness check, so a
 /// directory someone else made is never adopted (and never removed by the guard).
-fn create_temp_dir(parent: &Path, name: &std::ffi::OsStr) -> Result<TempDir, LayerError> {
+fn create_temp_dir(dir: &Path) -> Result<TempDir, LayerError> {
     loop {
-        let path = sibling(parent, name, "widen-tmp");
+        // widen-guard's naming, so a later run's stale-temporary cleanup recognises it.
+        let path = widen_guard::temp_sibling(dir);
         match fs::create_dir(&path) {
             Ok(()) => return Ok(TempDir { path, armed: true }),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
@@ -898,12 +880,12 @@ fn sync_dir(dir: &Path) {
 
 /// Writes `files` into a fresh hidden sibling of `dir` and renames it to `dir`.
 fn write_dir_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), LayerError> {
-    let Some(name) = dir.file_name() else {
+    if dir.file_name().is_none() {
         return Err(LayerError::Checkpoint {
             path: display(dir),
             reason: "the path has no final directory name".into(),
         });
-    };
+    }
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -948,7 +930,7 @@ fn write_dir_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), Layer
 
     // Temporaries a killed save left here (hundreds of MB each) go before a new one is made.
     widen_guard::remove_stale_temporaries(parent);
-    let mut tmp = create_temp_dir(parent, name)?;
+    let mut tmp = create_temp_dir(dir)?;
     for (file, bytes) in files {
         let path = tmp.path.join(file);
         let mut f = fs::File::create(&path).map_err(io_error(&path))?;
@@ -958,7 +940,7 @@ fn write_dir_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), Layer
     sync_dir(&tmp.path);
 
     if replace {
-        let old = sibling(parent, name, "widen-old");
+        let old = widen_guard::old_sibling(dir);
         fs::rename(dir, &old).map_err(io_error(dir))?;
         if let Err(e) = fs::rename(&tmp.path, dir) {
             // Put the previous checkpoint back; the new one is removed by the guard.

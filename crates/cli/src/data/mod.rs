@@ -123,33 +123,47 @@ impl Dataset {
     /// The same cases with labels re-indexed into `class_names` **by name**, so a test file that
     /// declares its labels in another order than the training file still scores against the
     /// right classes. A name this data uses that `class_names` lacks is an error.
-    pub fn relabel_to(&self, class_names: &[String], origin: &str) -> Result<Dataset, DataError> {
+    pub fn relabel_to(self, class_names: &[String], origin: &str) -> Result<Dataset, DataError> {
         let index: std::collections::HashMap<&str, usize> = class_names
             .iter()
             .enumerate()
             .map(|(i, n)| (n.as_str(), i))
             .collect();
-        let mut map = Vec::with_capacity(self.class_names.len());
         let counts = self.class_counts();
+        let mut map = Vec::with_capacity(self.class_names.len());
         for (name, &count) in self.class_names.iter().zip(&counts) {
             match index.get(name.as_str()) {
-                Some(&i) => map.push(i),
-                // A declared class no case uses does not need a place in the other file.
-                None if count == 0 => map.push(usize::MAX),
+                Some(&i) => map.push(Some(i)),
+                // A declared class no case uses needs no place in the other file.
+                None if count == 0 => map.push(None),
                 None => {
+                    let shown: Vec<&String> = class_names.iter().take(20).collect();
+                    let more = class_names.len().saturating_sub(20);
                     return Err(DataError::Inconsistent {
                         expected: format!(
-                            "{origin}: class labels among the training labels {:?}",
-                            class_names.iter().take(20).collect::<Vec<_>>()
+                            "{origin}: class labels among the training labels {shown:?}{}",
+                            if more > 0 {
+                                format!(" and {more} more")
+                            } else {
+                                String::new()
+                            }
                         ),
-                        found: format!("`{name}` ({count} cases)"),
+                        found: format!("`{name}` (used by {count} case(s))"),
                     });
                 }
             }
         }
-        let labels = self.labels.iter().map(|&l| map[l]).collect();
+        let labels = self
+            .labels
+            .iter()
+            .map(|&l| map.get(l).copied().flatten())
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| DataError::Inconsistent {
+                expected: format!("labels below {} (the number of class names)", map.len()),
+                found: "a label out of range".to_string(),
+            })?;
         Dataset::new(
-            self.series.clone(),
+            self.series,
             self.cases,
             self.channels,
             self.length,
@@ -475,8 +489,8 @@ pub enum DataError {
         channels: usize,
     },
     /// Data that would not fit in the memory budget.
-    #[error("{0}")]
-    Budget(String),
+    #[error(transparent)]
+    Budget(#[from] widen::guard::BudgetError),
     /// Data without class labels where labels are needed (training, scoring).
     #[error("{origin}: {expected}, but the data is unlabelled (`@classLabel false`)")]
     Unlabelled {

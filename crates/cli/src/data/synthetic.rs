@@ -188,16 +188,14 @@ pub fn generate(config: &SyntheticConfig) -> Result<(Dataset, Dataset), DataErro
     config.validate()?;
     // Both splits are held at once, and the study copies each into tensors: check before drawing.
     let cases = config.cases_train.saturating_add(config.cases_test);
-    widen::guard::budget()
-        .check_elements(
-            &format!(
-                "the synthetic data ({cases} cases × {} channels × length {})",
-                config.new_channels, config.length
-            ),
-            &[cases, config.new_channels, config.length, 2],
-            4,
-        )
-        .map_err(|e| DataError::Budget(e.to_string()))?;
+    widen::guard::budget().check_elements(
+        &format!(
+            "the synthetic data ({cases} cases × {} channels × length {})",
+            config.new_channels, config.length
+        ),
+        &[cases, config.new_channels, config.length, 2],
+        4,
+    )?;
     let structure = Structure::draw(config, &mut SplitMix64::new(config.seed, 0));
     let train = split(
         config,
@@ -219,9 +217,9 @@ pub fn generate(config: &SyntheticConfig) -> Result<(Dataset, Dataset), DataErro
         .any(|v| !v.is_finite())
     {
         return Err(DataError::Config {
-            field: "new_scale",
+            field: "new_scale and new_offset",
             reason: format!(
-                "{} with offset {} overflows float32 in the generated data; choose values below ~1e37",
+                "scale {} with offset {} overflows float32 in the generated data; keep both below ~1e37",
                 config.new_scale, config.new_offset
             ),
         });

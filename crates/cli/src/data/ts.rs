@@ -77,23 +77,25 @@ pub fn basic_motions() -> Result<(Dataset, Dataset), DataError> {
 /// data). Errors name the path and the 1-based line.
 pub fn read_ts(path: &Path, policy: LengthPolicy) -> Result<Dataset, DataError> {
     let origin = path.display().to_string();
-    let io = |source| DataError::Io {
-        path: origin.clone(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        // A device or FIFO has no size to check and may never end.
-        return Err(io(std::io::Error::other(
-            "not a regular file (a directory, device, FIFO or socket); expected a .ts file",
-        )));
-    }
-    let len = meta.len();
     // The text, plus its values: each takes at least two bytes of text (`1,`) and four as f32.
-    widen::guard::budget()
-        .check(&format!("reading {origin}"), u128::from(len) * 3)
-        .map_err(|e| DataError::Budget(e.to_string()))?;
-    let text = std::fs::read_to_string(path).map_err(io)?;
+    let bytes = widen::guard::read_bounded(path, "the .ts file", 3).map_err(|e| match e {
+        widen::guard::InputError::Budget(b) => DataError::Budget(b),
+        widen::guard::InputError::Io { source, .. } => DataError::Io {
+            path: origin.clone(),
+            source,
+        },
+        other => DataError::Io {
+            path: origin.clone(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| DataError::Io {
+        path: origin.clone(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({})", e.utf8_error()),
+        ),
+    })?;
     parse_ts(&text, &origin, policy)
 }
 
@@ -106,6 +108,13 @@ pub fn read_ts(path: &Path, policy: LengthPolicy) -> Result<Dataset, DataError> 
 pub fn parse_ts(text: &str, origin: &str, policy: LengthPolicy) -> Result<Dataset, DataError> {
     // Editors on Windows start UTF-8 files with a byte-order mark; it is not part of the header.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Each case and each of its series costs bookkeeping beyond its values (a `Case`, a `Vec`
+    // per series): a file of tiny lines costs many times its size, so count them first.
+    let pieces = text.bytes().filter(|&b| b == b'\n' || b == b':').count();
+    widen::guard::budget().check(
+        &format!("parsing {origin} ({} lines and series)", pieces),
+        (pieces as u128).saturating_mul(96),
+    )?;
     if policy == LengthPolicy::PadTo(Some(0)) {
         return Err(DataError::Policy {
             expected: "a padded length of at least 1".to_string(),
@@ -439,7 +448,16 @@ fn parse_case(
                     origin: origin.to_string(),
                     line: n,
                     found: snippet(text).to_string(),
-                    declared: declared.declared.iter().take(20).cloned().collect(),
+                    declared: declared
+                        .declared
+                        .iter()
+                        .take(20)
+                        .cloned()
+                        .chain(
+                            (declared.declared.len() > 20)
+                                .then(|| format!("… {} more", declared.declared.len() - 20)),
+                        )
+                        .collect(),
                 });
             }
         }
@@ -553,16 +571,14 @@ fn assemble(
         LengthPolicy::Crop => series_of().map(|(_, _, l)| l).min().unwrap_or(first),
     };
     let channels = cases.first().map_or(0, |c| c.values.len());
-    let total = widen::guard::budget()
-        .check_elements(
-            &format!(
-                "{origin}: the dataset [{} cases, {channels} channels, length {length}]",
-                cases.len()
-            ),
-            &[cases.len(), channels, length],
-            4,
-        )
-        .map_err(|e| DataError::Budget(e.to_string()))?;
+    let total = widen::guard::budget().check_elements(
+        &format!(
+            "{origin}: the dataset [{} cases, {channels} channels, length {length}]",
+            cases.len()
+        ),
+        &[cases.len(), channels, length],
+        4,
+    )?;
     let mut series = Vec::with_capacity(total);
     let mut case_labels = Vec::with_capacity(if labelled { cases.len() } else { 0 });
     for case in &cases {
@@ -1009,7 +1025,10 @@ mod tests {
             vec![0, 1],
             "indices in the test file's own order"
         );
-        let mapped = test.relabel_to(&train.class_names, "test.ts").unwrap();
+        let mapped = test
+            .clone()
+            .relabel_to(&train.class_names, "test.ts")
+            .unwrap();
         assert_eq!(
             mapped.labels,
             vec![1, 0],
@@ -1021,6 +1040,6 @@ mod tests {
             .unwrap()
             .relabel_to(&train.class_names, "test.ts")
             .unwrap_err();
-        assert!(err.to_string().contains("`c` (1 cases)"), "{err}");
+        assert!(err.to_string().contains("`c` (used by 1 case(s))"), "{err}");
     }
 }

@@ -465,13 +465,7 @@ fn run_scenario(
     progress: &mut dyn Progress,
 ) -> Result<(ScenarioResult, Vec<Timing>), StudyError> {
     for (set, split) in [(&s.train, "training"), (&s.test, "test")] {
-        if set.labels.len() != set.cases {
-            return Err(DataError::Unlabelled {
-                origin: format!("{} ({split} split)", s.name),
-                expected: "the study trains and scores on class labels".to_string(),
-            }
-            .into());
-        }
+        train::require_labels(set, &format!("{} ({split} split)", s.name))?;
     }
     let c_new = s.train.channels;
     let classes = s.train.class_names.len().max(
@@ -662,13 +656,7 @@ pub fn from_ts_files(
     let train_set = crate::data::read_ts(train, policy)?;
     let test_set = crate::data::read_ts(test, policy)?;
     for (set, path) in [(&train_set, train), (&test_set, test)] {
-        if set.labels.is_empty() {
-            return Err(DataError::Unlabelled {
-                origin: path.display().to_string(),
-                expected: "the study trains and scores on class labels".to_string(),
-            }
-            .into());
-        }
+        train::require_labels(set, &path.display().to_string())?;
     }
     if old_channels == 0 || old_channels >= train_set.channels {
         return Err(StudyError::Config(format!(

@@ -61,24 +61,34 @@ fn scalar(t: Tensor<1>) -> Result<f64, StudyError> {
     Ok(v.first().copied().unwrap_or(f32::NAN) as f64)
 }
 
+/// Cases per inference batch when scoring.
+const EVAL_BATCH: usize = 256;
+
+/// Training and scoring index one class label per case: refuse data without them (a `.ts`
+/// file with `@classLabel false`) instead of indexing an empty list.
+pub(crate) fn require_labels(data: &Dataset, origin: &str) -> Result<(), StudyError> {
+    if data.cases == 0 || data.labels.len() != data.cases {
+        return Err(StudyError::Data(crate::data::DataError::Unlabelled {
+            origin: origin.to_string(),
+            expected: "the study trains and scores on class labels, one per case".to_string(),
+        }));
+    }
+    Ok(())
+}
+
 /// Loss and accuracy of `model` on all of `data`, inference mode, on `device` (plain).
 pub fn evaluate(
     model: &Sequential,
     data: &Dataset,
     device: &Device,
 ) -> Result<(f64, f64), StudyError> {
-    if data.labels.len() != data.cases || data.cases == 0 {
-        return Err(StudyError::Data(crate::data::DataError::Unlabelled {
-            origin: "the evaluation data".to_string(),
-            expected: "scoring needs one class label per case".to_string(),
-        }));
-    }
-    model.check_memory(data.cases.min(256), data.length, false)?;
+    require_labels(data, "the evaluation data")?;
+    model.check_memory(data.cases.min(EVAL_BATCH), data.length, false)?;
     let model = burn::module::Module::valid(model);
     let mut loss_sum = 0.0;
     let mut correct = 0usize;
     let all: Vec<usize> = (0..data.cases).collect();
-    for chunk in all.chunks(256) {
+    for chunk in all.chunks(EVAL_BATCH) {
         let x = batch(data, chunk, device);
         let labels: Vec<usize> = chunk.iter().map(|&i| data.labels[i]).collect();
         let z = logits(&model, x, false)?;
@@ -140,12 +150,7 @@ pub fn train(
     device: &Device,
     mut on_step: impl FnMut(),
 ) -> Result<(Sequential, Curve), StudyError> {
-    if data.labels.len() != data.cases || data.cases == 0 {
-        return Err(StudyError::Data(crate::data::DataError::Unlabelled {
-            origin: "the training data".to_string(),
-            expected: "training needs one class label per case".to_string(),
-        }));
-    }
+    require_labels(data, "the training data")?;
     let b = settings.batch_size.min(data.cases).max(1);
     model.check_memory(b, data.length, true)?;
     let mut optim = AdamConfig::new().init();
