@@ -378,19 +378,35 @@ pub fn encode(shape: &[usize], values: &[f32]) -> Vec<u8> {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
-    // Pad so the data starts on a 64-byte boundary, header ending in '\n'.
-    let unpadded = MAGIC.len() + 4 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + values.len() * 4);
+    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    // Version 2.0 only when the header outgrows version 1.0's 16-bit length.
+    let version = if header.len() + 64 > usize::from(u16::MAX) {
+        2
+    } else {
+        1
+    };
+    encode_raw(version, &header, &data)
+}
+
+/// An `.npy` file of format `version` (1, 2 or 3) with `header` written as given, padded the
+/// way numpy pads (the data starts on a 64-byte boundary, the header ends in `\n`), then
+/// `data`. Nothing is checked: tests and fuzzers use it to build files that should be refused.
+pub fn encode_raw(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
+    let prefix = if version == 1 { 10 } else { 12 };
+    let mut h = header.to_string();
+    h.push_str(&" ".repeat((64 - (prefix + h.len() + 1) % 64) % 64));
+    h.push('\n');
+    let mut out = Vec::with_capacity(prefix + h.len() + data.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[1, 0]);
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(h.len() as u32).to_le_bytes());
     }
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(data);
     out
 }
 
@@ -465,22 +481,8 @@ mod tests {
         assert!(matches!(parse(&fortran, "a"), Err(NpyError::Format { .. })));
     }
 
-    /// A file with `header` as written (padded the way numpy pads) and `data` after it.
     fn with_header(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
-        let prefix = if version == 1 { 10 } else { 12 };
-        let mut h = header.to_string();
-        h.push_str(&" ".repeat((64 - (prefix + h.len() + 1) % 64) % 64));
-        h.push('\n');
-        let mut bytes = b"\x93NUMPY".to_vec();
-        bytes.extend_from_slice(&[version, 0]);
-        if version == 1 {
-            bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
-        } else {
-            bytes.extend_from_slice(&(h.len() as u32).to_le_bytes());
-        }
-        bytes.extend_from_slice(h.as_bytes());
-        bytes.extend_from_slice(data);
-        bytes
+        encode_raw(version, header, data)
     }
 
     /// Headers numpy writes (`np.save` of a 0-d, a 1-d and a 2-d array; version 2.0; double

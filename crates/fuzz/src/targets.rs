@@ -245,20 +245,7 @@ const NPY_TOKENS: &[&[u8]] = &[
 
 /// A `.npy` file with a hand-written header (padded as NumPy pads it) and raw data.
 fn npy_file(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
-    let prefix = if version == 1 { 10 } else { 12 };
-    let mut h = header.to_string();
-    h.push_str(&" ".repeat((64 - (prefix + h.len() + 1) % 64) % 64));
-    h.push('\n');
-    let mut out = NPY_MAGIC.to_vec();
-    out.extend_from_slice(&[version, 0]);
-    if version == 1 {
-        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    } else {
-        out.extend_from_slice(&(h.len() as u32).to_le_bytes());
-    }
-    out.extend_from_slice(h.as_bytes());
-    out.extend_from_slice(data);
-    out
+    widen_cli::npy::encode_raw(version, header, data)
 }
 
 fn f64_bytes(n: usize) -> Vec<u8> {

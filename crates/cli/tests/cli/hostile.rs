@@ -641,20 +641,7 @@ fn npy_bytes(header: &str, body: &[u8]) -> Vec<u8> {
 }
 
 fn npy_versioned(major: u8, header: &str, body: &[u8]) -> Vec<u8> {
-    let prefix = if major == 1 { 10 } else { 12 };
-    let mut h = header.to_string();
-    h.push_str(&" ".repeat((64 - (prefix + h.len() + 1) % 64) % 64));
-    h.push('\n');
-    let mut out = b"\x93NUMPY".to_vec();
-    out.extend_from_slice(&[major, 0]);
-    if major == 1 {
-        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    } else {
-        out.extend_from_slice(&(h.len() as u32).to_le_bytes());
-    }
-    out.extend_from_slice(h.as_bytes());
-    out.extend_from_slice(body);
-    out
+    npy::encode_raw(major, header, body)
 }
 
 fn f32_body(n: usize) -> Vec<u8> {
