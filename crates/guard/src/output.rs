@@ -190,8 +190,9 @@ fn alive(pid: u32) -> bool {
 
 /// Removes widen's temporaries in `dir` whose process has ended: files, and checkpoint
 /// directories that hold plain files only (anything else there is not ours to delete). A
-/// `widen-old` copy is removed only once the checkpoint it was replaced by exists. Returns how
-/// many entries were removed; failures are ignored (the next run tries again).
+/// `widen-old` copy is removed once the checkpoint that replaced it exists, and renamed back
+/// to its place when none does. Returns how many entries were removed or restored; failures
+/// are ignored (the next run tries again).
 pub fn remove_stale_temporaries(dir: &Path) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
@@ -211,7 +212,13 @@ pub fn remove_stale_temporaries(dir: &Path) -> usize {
                 .to_str()
                 .and_then(|n| n.strip_prefix('.'))
                 .and_then(|n| n.rfind(&format!(".{OLD_TAG}-")).map(|at| &n[..at]));
-            if !original.is_some_and(|o| dir.join(o).exists()) {
+            let Some(original) = original.map(|o| dir.join(o)) else {
+                continue;
+            };
+            if !original.exists() {
+                // Killed between its two renames: the previous version is the only copy, so
+                // it goes back where it was instead of being lost or left hidden.
+                removed += usize::from(fs::rename(&path, &original).is_ok());
                 continue;
             }
         }
@@ -360,6 +367,10 @@ mod tests {
         fs::write(stale_dir.join("model.json"), b"{").unwrap();
         let keep_dir = dir.join(".n.widen-tmp-4294967295-4");
         fs::create_dir_all(keep_dir.join("sub")).unwrap();
+        // A replaced checkpoint whose successor never arrived goes back to its place.
+        let orphan = dir.join(".ck.widen-old-4294967295-5");
+        fs::create_dir(&orphan).unwrap();
+        fs::write(orphan.join("model.json"), b"{}").unwrap();
         let foreign = dir.join(".y.npy.backup");
         fs::write(&foreign, b"mine").unwrap();
         write_file_atomically(&out, b"first").unwrap();
