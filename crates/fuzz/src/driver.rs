@@ -47,7 +47,7 @@ const USAGE: &str = "usage: cargo test -p widen-fuzz --test fuzz -- [options]
   --seconds N     total time, split evenly across the targets (default 12)
   --target NAME   fuzz only NAME (repeatable, or comma-separated)
   --seed S        the run's seed (default 0); a run is reproducible from it
-  --execs N       stop each target after N cases instead of by time
+  --execs N       stop each target after N cases (alone: the time limit becomes 30 min)
   --replay FILE   run one input (a finding) through its target and print the outcome
   -h, --help      this text
 
@@ -96,6 +96,7 @@ impl Options {
             child: false,
             work,
         };
+        let mut seconds_given = false;
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = |name: &str| {
@@ -105,6 +106,7 @@ impl Options {
             };
             match arg.as_str() {
                 "--seconds" => {
+                    seconds_given = true;
                     let v = value(arg)?;
                     o.seconds = v
                         .parse::<f64>()
@@ -142,9 +144,17 @@ impl Options {
                 other => eprintln!("fuzz: ignoring argument `{other}`"),
             }
         }
+        // A case count alone is the whole budget: time is then only a safety net, so a loaded
+        // machine runs the same cases as an idle one.
+        if o.execs.is_some() && !seconds_given {
+            o.seconds = EXECS_SAFETY_SECONDS;
+        }
         Ok(Parsed::Run(o))
     }
 }
+
+/// The time limit of an `--execs` run without `--seconds`, for all targets together.
+const EXECS_SAFETY_SECONDS: f64 = 1800.0;
 
 /// The test binary's `main`: `args` are those after `--`, `work` is `target/widen-fuzz`.
 pub fn main_with(args: &[String], work: PathBuf, hooks: Hooks) -> ExitCode {
