@@ -497,7 +497,7 @@ impl Findings {
         let stem = format!("{}-{n}", self.target);
         let write = |name: String, bytes: &[u8]| {
             let path = self.dir.join(name);
-            fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+            widen_guard::write_file_atomically(&path, bytes).map_err(|e| e.to_string())
         };
         write(format!("{stem}.bin"), f.data)?;
         if !f.companion.is_empty() {
@@ -623,8 +623,9 @@ impl Stats {
         for (message, count) in &self.refusals {
             text.push_str(&format!("refusal {count} {message}\n"));
         }
-        // Best effort: the numbers are for the summary only.
-        let _ = fs::write(path, text);
+        // Best effort: the numbers are for the summary only. Atomic, so a child killed while
+        // writing never leaves the parent a half file to read.
+        let _ = widen_guard::write_file_atomically(path, text.as_bytes());
     }
 
     fn read(path: &Path) -> Option<Stats> {
