@@ -278,7 +278,10 @@ impl Current {
 
     fn write(&mut self, data: &[u8], companion_id: usize, companion: &[u8]) -> Result<(), String> {
         let failed = |e: io::Error| format!("{}: {e}", self.path.display());
-        // The companion first: the input file's existence says a case has begun.
+        // The companion first: the input file's existence says a case has begun. These are the
+        // fuzzer's own crash-survival scratch under target/widen-fuzz, rewritten every case: a
+        // plain write is the point (a rename per case would cost more than the case), and a
+        // torn file there only means the crash happened while writing it.
         if self.companion != Some(companion_id) {
             fs::write(&self.companion_path, companion)
                 .map_err(|e| format!("{}: {e}", self.companion_path.display()))?;
@@ -1125,6 +1128,7 @@ fn run_target(exe: &Path, target: &'static Target, per: f64, opts: &Options) -> 
             break;
         }
         let _ = fs::remove_file(&stats_path);
+        // The child's stderr, captured for the summary: scratch, never an output of widen's.
         let stderr = match File::create(&err_path) {
             Ok(f) => f,
             Err(e) => {

@@ -932,6 +932,7 @@ fn write_dir_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), Layer
     widen_guard::remove_stale_temporaries(parent);
     let mut tmp = create_temp_dir(dir)?;
     for (file, bytes) in files {
+        // Inside the fresh temporary directory; the directory is renamed into place below.
         let path = tmp.path.join(file);
         let mut f = fs::File::create(&path).map_err(io_error(&path))?;
         f.write_all(bytes).map_err(io_error(&path))?;

@@ -391,33 +391,34 @@ fn killed_runs_leave_whole_outputs_and_their_leftovers_are_removed() {
     std::fs::create_dir(&stale_dir).unwrap();
     std::fs::write(stale_dir.join("weights.safetensors"), vec![0u8; 4096]).unwrap();
 
+    // The two writing commands, each with its output flag and path.
+    let predict = |out: &std::path::Path| -> Vec<String> {
+        let (m, x, o) = (path_str(&model), path_str(&x), path_str(out));
+        ["predict", "--model", m, "--input", x, "--output", o]
+            .map(String::from)
+            .to_vec()
+    };
+    let expand = |strategy: &str, out: &std::path::Path| -> Vec<String> {
+        let (m, o) = (path_str(&model), path_str(out));
+        [
+            "expand",
+            "--model",
+            m,
+            "--to",
+            "16",
+            "--strategy",
+            strategy,
+            "--out",
+            o,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let (y, wide) = (root.join("y.npy"), root.join("wide"));
     for delay_ms in [0u64, 2, 5, 10, 20, 40] {
-        for args in [
-            vec![
-                "predict",
-                "--model",
-                path_str(&model),
-                "--input",
-                path_str(&x),
-            ],
-            vec![
-                "expand",
-                "--model",
-                path_str(&model),
-                "--to",
-                "16",
-                "--strategy",
-                "fan",
-            ],
-        ] {
-            let (flag, out) = if args[0] == "predict" {
-                ("--output", root.join("y.npy"))
-            } else {
-                ("--out", root.join("wide"))
-            };
+        for args in [predict(&y), expand("fan", &wide)] {
             let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_widen"))
                 .args(&args)
-                .args([flag, path_str(&out)])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -425,39 +426,20 @@ fn killed_runs_leave_whole_outputs_and_their_leftovers_are_removed() {
             std::thread::sleep(std::time::Duration::from_millis(delay_ms));
             let _ = child.kill(); // SIGKILL on Unix: no destructor runs.
             let _ = child.wait();
-            if out.extension().is_some() {
-                if out.exists() {
-                    assert_eq!(npy::read(&out).unwrap().shape, vec![64, 32]);
-                }
-            } else if out.exists() {
-                let m = Sequential::load(&out, &Device::flex()).unwrap();
-                assert_eq!(m.input().channels, 16);
-            }
+        }
+        if y.exists() {
+            assert_eq!(npy::read(&y).unwrap().shape, vec![64, 32]);
+        }
+        if wide.exists() {
+            let m = Sequential::load(&wide, &Device::flex()).unwrap();
+            assert_eq!(m.input().channels, 16);
         }
     }
     // Finished runs into the same directory clean up every dead process's temporaries.
-    let y = root.join("y.npy");
-    assert_ok(&widen(&[
-        "predict",
-        "--model",
-        path_str(&model),
-        "--input",
-        path_str(&x),
-        "--output",
-        path_str(&y),
-    ]));
-    let wide = root.join("wide2");
-    assert_ok(&widen(&[
-        "expand",
-        "--model",
-        path_str(&model),
-        "--to",
-        "16",
-        "--strategy",
-        "zero",
-        "--out",
-        path_str(&wide),
-    ]));
+    for args in [predict(&y), expand("zero", &root.join("wide2"))] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_ok(&widen(&args));
+    }
     assert_eq!(temporaries(&root), Vec::<String>::new());
     assert_eq!(npy::read(&y).unwrap().shape, vec![64, 32]);
 }

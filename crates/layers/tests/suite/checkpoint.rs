@@ -647,17 +647,26 @@ fn weights_of_another_architecture_are_refused_by_tensor() {
     }
 }
 
+/// An ex1 checkpoint whose BatchNorm `moving_variance` holds `values` at the given indices,
+/// written the way another program would (with or without checksums).
+fn with_moving_variance(values: &[(usize, f32)], with_checksums: bool) -> (TestDir, PathBuf) {
+    let (dir, ckpt, model) = saved(WeightFormat::Safetensors);
+    let mut entries = f32_entries(&model);
+    let var = entries
+        .iter_mut()
+        .find(|e| e.0 == "batch_normalization.moving_variance")
+        .unwrap();
+    for &(index, value) in values {
+        var.3[index * 4..index * 4 + 4].copy_from_slice(&value.to_le_bytes());
+    }
+    write_safetensors(&ckpt.join("weights.safetensors"), &entries, with_checksums);
+    (dir, ckpt)
+}
+
 #[test]
 fn non_finite_or_non_float_weights_are_refused() {
     for (bad, with_checksums) in [(f32::NAN, false), (f32::INFINITY, true)] {
-        let (_dir, ckpt, model) = saved(WeightFormat::Safetensors);
-        let mut entries = f32_entries(&model);
-        let var = entries
-            .iter_mut()
-            .find(|e| e.0 == "batch_normalization.moving_variance")
-            .unwrap();
-        var.3[20..24].copy_from_slice(&bad.to_le_bytes());
-        write_safetensors(&ckpt.join("weights.safetensors"), &entries, with_checksums);
+        let (_dir, ckpt) = with_moving_variance(&[(5, bad)], with_checksums);
         match load_err(&ckpt) {
             LayerError::NonFiniteWeight { tensor, index, .. } => {
                 assert_eq!(tensor, "batch_normalization.moving_variance");
@@ -805,15 +814,7 @@ fn save_refuses_a_model_whose_spec_no_longer_matches_its_tensors() {
 /// predict NaN), naming the tensor and the index; zero is a valid variance.
 #[test]
 fn negative_variances_are_refused_at_load() {
-    let (_dir, ckpt, model) = saved(WeightFormat::Safetensors);
-    let mut entries = f32_entries(&model);
-    let var = entries
-        .iter_mut()
-        .find(|e| e.0 == "batch_normalization.moving_variance")
-        .unwrap();
-    var.3[12..16].copy_from_slice(&0.0f32.to_le_bytes());
-    var.3[28..32].copy_from_slice(&(-0.25f32).to_le_bytes());
-    write_safetensors(&ckpt.join("weights.safetensors"), &entries, true);
+    let (_dir, ckpt) = with_moving_variance(&[(3, 0.0), (7, -0.25)], true);
     match load_err(&ckpt) {
         LayerError::InvalidStatistic {
             tensor,
