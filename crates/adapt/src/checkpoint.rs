@@ -18,8 +18,8 @@ pub struct CheckpointExpansion {
     pub new_channels: usize,
     /// The channel mapping.
     pub map: ChannelMap,
-    /// The layer holding the adapted parameters.
-    pub adapted_layer: String,
+    /// The layers holding adapted parameters.
+    pub adapted_layers: Vec<String>,
     /// Whether a standardisation layer was added.
     pub standardized: bool,
     /// The weight format written (the input's).
@@ -63,7 +63,7 @@ pub fn expand_checkpoint(
         old_channels: base.input().channels,
         new_channels: model.input().channels,
         map: expansion.map,
-        adapted_layer: expansion.adapted_layer,
+        adapted_layers: expansion.adapted_layers,
         standardized: sample.is_some(),
         format,
     })

@@ -129,19 +129,23 @@ pub fn channel_contributions(
     x: Tensor<3>,
 ) -> Result<Vec<ChannelContribution>, AdaptError> {
     let trace = model.forward_trace(x, Mode::Inference)?;
-    let index = match model.layers.first() {
-        Some(Layer::Conv1d(_)) => 0,
-        Some(Layer::Normalization(_)) if matches!(model.layers.get(1), Some(Layer::Conv1d(_))) => 1,
-        _ => {
-            return Err(AdaptError::Data(
-                "the model does not start with a Conv1D (or Normalization → Conv1D)".into(),
-            ));
-        }
+    // The first Conv1D among the layers reading the input's channels (behind any
+    // channel-local layers such as a Normalization).
+    let region = crate::input_region(model, true)?;
+    let Some((index, conv)) =
+        region
+            .consumers
+            .iter()
+            .find_map(|c| match model.layers().get(c.layer) {
+                Some(Layer::Conv1d(conv)) => Some((c.layer, conv)),
+                _ => None,
+            })
+    else {
+        return Err(AdaptError::Data(
+            "no Conv1D reads the model input's channels".into(),
+        ));
     };
-    let Layer::Conv1d(conv) = &model.layers[index] else {
-        return Err(AdaptError::Data("no input Conv1D".into()));
-    };
-    let conv_in = &trace[index].1;
+    let conv_in = &trace[model.inbound(index).first().copied().unwrap_or(0)].1;
     let (mean, var) = channel_moments(conv_in)?;
     let w = host::values(conv.weight.val().into_data())?;
     let [o, cg, k] = conv.weight.dims();
@@ -200,11 +204,12 @@ pub fn batchnorm_shift(
 ) -> Result<Vec<BatchNormShift>, AdaptError> {
     let trace = model.forward_trace(x, Mode::Inference)?;
     let mut out = Vec::new();
-    for (i, layer) in model.layers.iter().enumerate() {
+    for (i, layer) in model.layers().iter().enumerate() {
         let Layer::BatchNorm1d(bn) = layer else {
             continue;
         };
-        let (mean, var) = channel_moments(&trace[i].1)?;
+        let input = model.inbound(i).first().copied().unwrap_or(0);
+        let (mean, var) = channel_moments(&trace[input].1)?;
         let mm = host::values(model.weight(&bn.name, "moving_mean")?)?;
         let mv = host::values(model.weight(&bn.name, "moving_variance")?)?;
         let eps = bn.config.epsilon;
@@ -255,7 +260,7 @@ pub fn gradient_norms(
             norm: n,
         });
     };
-    for layer in &model.layers {
+    for layer in model.layers() {
         match layer {
             Layer::Conv1d(l) => {
                 push(&l.name, "weight", norm::<3>(grads, l.weight.id)?);

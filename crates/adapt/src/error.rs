@@ -29,9 +29,16 @@ pub enum AdaptError {
     NotConv1d { name: String, kind: String },
     /// The Conv1d does not read the model input, so its input width is not the model's.
     #[error(
-        "layer `{name}` does not read the model input (layer {index} of the stack); only the first Conv1D's input channels are the model's input channels"
+        "layer `{name}` (layer {index}) does not read the model input's channels; only the layers that do can be widened (all of them are, together)"
     )]
     NotInputConv { name: String, index: usize },
+    /// A layer that reads the input's channels cannot be widened by this strategy.
+    #[error("layer `{name}` ({kind}) cannot be widened: {reason}")]
+    CannotWiden {
+        name: String,
+        kind: String,
+        reason: String,
+    },
     /// A grouped convolution that cannot be widened as asked.
     #[error("layer `{name}` has groups = {groups}: {reason}")]
     Groups {

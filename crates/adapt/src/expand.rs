@@ -3,10 +3,9 @@
 use burn::tensor::{Device, TensorData};
 use serde::{Deserialize, Serialize};
 use widen_init::{Fans, Initializer, KernelLayout};
-use widen_layers::{
-    Conv1dConfig, Layer, LayerConfig, LayerSpec, ModelSpec, NormalizationConfig, Sequential,
-};
+use widen_layers::{Conv1dConfig, LayerConfig, ModelSpec, NormalizationConfig, Sequential};
 
+use crate::consumers::{KernelView, input_region};
 use crate::{AdaptError, ChannelMap, Placement, host};
 
 /// Name given to the 1×1 projection that [`Strategy::Projection`] puts in front of the model.
@@ -121,82 +120,19 @@ pub struct Expansion {
     pub model: Sequential,
     /// Old → new channel mapping.
     pub map: ChannelMap,
-    /// The layer that now holds the adapted parameters: the widened Conv1d, or the projection.
-    pub adapted_layer: String,
+    /// The layers that now hold adapted parameters: every widened consumer of the input (convs,
+    /// Dense after Flatten, recurrent input kernels) and the per-channel layers on the way
+    /// (BatchNorm, Normalization), or the projection alone.
+    pub adapted_layers: Vec<String>,
     /// The strategy used.
     pub strategy: Strategy,
 }
 
-fn kind_of(config: &LayerConfig) -> String {
-    config.keras_class().to_string()
-}
-
-/// Finds the Conv1d that reads the model input: index 0, or 1 behind a leading Normalization.
-fn input_conv(model: &Sequential, requested: Option<&str>) -> Result<usize, AdaptError> {
-    let layers = &model.spec.layers;
-    let first_conv = match layers.first().map(|l| &l.config) {
-        Some(LayerConfig::Conv1d(_)) => Some(0),
-        Some(LayerConfig::Normalization(_))
-            if matches!(
-                layers.get(1).map(|l| &l.config),
-                Some(LayerConfig::Conv1d(_))
-            ) =>
-        {
-            Some(1)
-        }
-        _ => None,
-    };
-    match requested {
-        Some(name) => {
-            let Some(index) = layers.iter().position(|l| l.name == name) else {
-                return Err(AdaptError::NoSuchLayer {
-                    name: name.to_string(),
-                    available: layers
-                        .iter()
-                        .map(|l| l.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            };
-            if !matches!(layers[index].config, LayerConfig::Conv1d(_)) {
-                return Err(AdaptError::NotConv1d {
-                    name: name.to_string(),
-                    kind: kind_of(&layers[index].config),
-                });
-            }
-            if Some(index) != first_conv {
-                return Err(AdaptError::NotInputConv {
-                    name: name.to_string(),
-                    index,
-                });
-            }
-            Ok(index)
-        }
-        None => first_conv.ok_or_else(|| match layers.first() {
-            Some(l) => AdaptError::NotConv1d {
-                name: l.name.clone(),
-                kind: kind_of(&l.config),
-            },
-            None => AdaptError::NoSuchLayer {
-                name: "(first layer)".into(),
-                available: "none: the model is empty".into(),
-            },
-        }),
-    }
-}
-
 fn device_of(model: &Sequential) -> Result<Device, AdaptError> {
-    model
-        .layers
-        .iter()
-        .find_map(|l| match l {
-            Layer::Conv1d(c) => Some(c.weight.val().device()),
-            Layer::Dense(d) => Some(d.weight.val().device()),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            AdaptError::Data("the model has no parameters to find its device from".into())
-        })
+    use burn::module::Module;
+    model.devices().into_iter().next().ok_or_else(|| {
+        AdaptError::Data("the model has no parameters to find its device from".into())
+    })
 }
 
 /// Builds `spec` and copies every tensor of `from` whose layer still exists with the same
@@ -204,14 +140,17 @@ fn device_of(model: &Sequential) -> Result<Device, AdaptError> {
 fn rebuild(
     from: &Sequential,
     spec: ModelSpec,
-    skip: &[(&str, &str)],
+    skip: &[(String, String)],
     seed: u64,
     device: &Device,
 ) -> Result<Sequential, AdaptError> {
     let mut model = Sequential::new(spec, seed, device)?;
     let targets = model.weight_infos();
     for info in from.weight_infos() {
-        if skip.contains(&(info.layer.as_str(), info.param.as_str())) {
+        if skip
+            .iter()
+            .any(|(l, p)| *l == info.layer && *p == info.param)
+        {
             continue;
         }
         if targets
@@ -238,13 +177,9 @@ pub fn expand(model: &Sequential, request: &ExpandRequest) -> Result<Expansion, 
     // The map (one entry per new channel) and the widened weights (old kernel, new kernel, the
     // drawn slices; or the projection) are sized by the caller: check before allocating them.
     let per_channel = model
-        .spec
-        .layers
+        .weight_infos()
         .iter()
-        .map(|l| match &l.config {
-            LayerConfig::Conv1d(c) => c.filters.saturating_mul(c.kernel_size),
-            _ => 0,
-        })
+        .map(|w| w.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d)) / old.max(1))
         .max()
         .unwrap_or(0)
         .max(old);
@@ -254,57 +189,52 @@ pub fn expand(model: &Sequential, request: &ExpandRequest) -> Result<Expansion, 
     )?;
     let map = request.placement.resolve(old, new)?;
     let device = device_of(model)?;
+    if let Some(name) = &request.layer
+        && model.layer(name).is_none()
+    {
+        return Err(AdaptError::NoSuchLayer {
+            name: name.clone(),
+            available: model
+                .layers()
+                .iter()
+                .map(|l| l.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     match &request.strategy {
         Strategy::Projection { init } => expand_projection(model, map, init, request, &device),
         strategy => expand_kernel(model, map, strategy, request, &device),
     }
 }
 
-fn expand_kernel(
-    model: &Sequential,
-    map: ChannelMap,
+/// Widens one kernel viewed as `[outer, C_old, inner]` to `[outer, C_new, inner]`.
+fn widen_kernel(
+    old_w: &[f32],
+    view: &KernelView,
+    map: &ChannelMap,
     strategy: &Strategy,
-    request: &ExpandRequest,
-    device: &Device,
-) -> Result<Expansion, AdaptError> {
-    let index = input_conv(model, request.layer.as_deref())?;
-    let conv_spec = &model.spec.layers[index];
-    let LayerConfig::Conv1d(conv) = &conv_spec.config else {
-        return Err(AdaptError::NotConv1d {
-            name: conv_spec.name.clone(),
-            kind: kind_of(&conv_spec.config),
-        });
-    };
-    if conv.groups > 1 {
-        return Err(AdaptError::Groups {
-            name: conv_spec.name.clone(),
-            groups: conv.groups,
-            reason: "each input channel belongs to one group, so a new channel would have to join \
-                     a group and change which filters see it; widen a grouped model with the \
-                     Projection strategy instead"
-                .into(),
-        });
-    }
-    let name = conv_spec.name.clone();
-    let old_w = host::values(model.weight(&name, "weight")?)?;
-    let (o, k) = (conv.filters, conv.kernel_size);
+    seed: u64,
+) -> Result<Vec<f32>, AdaptError> {
+    let (o, k) = (view.outer, view.inner);
     let (c_old, c_new) = (map.old, map.new);
-    let at = |w: &[f32], c: usize, oi: usize, ci: usize, ki: usize| w[(oi * c + ci) * k + ki];
+    let at = |oi: usize, ci: usize, ki: usize| old_w[(oi * c_old + ci) * k + ki];
+    let idx = |oi: usize, j: usize, ki: usize| (oi * c_new + j) * k + ki;
     let mut new_w = vec![0.0f32; o * c_new * k];
-    let src = source_with_repeats(&map);
     match strategy {
         Strategy::Zero => {
             for (j, s) in map.source.iter().enumerate() {
                 if let Some(i) = *s {
                     for oi in 0..o {
                         for ki in 0..k {
-                            new_w[(oi * c_new + j) * k + ki] = at(&old_w, c_old, oi, i, ki);
+                            new_w[idx(oi, j, ki)] = at(oi, i, ki);
                         }
                     }
                 }
             }
         }
         Strategy::RepeatRescale => {
+            let src = source_with_repeats(map);
             let mut count = vec![0usize; c_old];
             for &i in &src {
                 count[i] += 1;
@@ -313,7 +243,7 @@ fn expand_kernel(
                 let scale = 1.0 / count[i] as f32;
                 for oi in 0..o {
                     for ki in 0..k {
-                        new_w[(oi * c_new + j) * k + ki] = at(&old_w, c_old, oi, i, ki) * scale;
+                        new_w[idx(oi, j, ki)] = at(oi, i, ki) * scale;
                     }
                 }
             }
@@ -322,10 +252,9 @@ fn expand_kernel(
             initializer,
             rescale_old,
         } => {
-            let shape = [o, c_new, k];
-            let fans = Fans::from_shape(&shape, KernelLayout::Torch)?;
-            let drawn =
-                initializer.sample_with_fans(&shape, KernelLayout::Torch, fans, request.seed)?;
+            let shape = view.shape(c_new);
+            let fans = Fans::from_shape(&shape, view.layout)?;
+            let drawn = initializer.sample_with_fans(&shape, view.layout, fans, seed)?;
             let scale = if *rescale_old {
                 (c_old as f32 / c_new as f32).sqrt()
             } else {
@@ -334,10 +263,10 @@ fn expand_kernel(
             for (j, s) in map.source.iter().enumerate() {
                 for oi in 0..o {
                     for ki in 0..k {
-                        let idx = (oi * c_new + j) * k + ki;
-                        new_w[idx] = match *s {
-                            Some(i) => at(&old_w, c_old, oi, i, ki) * scale,
-                            None => drawn[idx],
+                        let n = idx(oi, j, ki);
+                        new_w[n] = match *s {
+                            Some(i) => at(oi, i, ki) * scale,
+                            None => drawn[n],
                         };
                     }
                 }
@@ -349,49 +278,107 @@ fn expand_kernel(
             ));
         }
     }
+    Ok(new_w)
+}
 
-    let mut spec = model.spec.clone();
-    spec.input.channels = c_new;
-    // A leading Normalization sees the new width too: old statistics move with their channels,
-    // new channels pass through (mean 0, variance 1) until `standardize` calibrates them.
-    let mut skip = vec![(name.as_str(), "weight")];
-    let norm_name;
-    let mut norm_stats = None;
-    if index == 1
-        && let Some(first) = spec.layers.first_mut()
-        && let LayerConfig::Normalization(cfg) = &mut first.config
+fn expand_kernel(
+    model: &Sequential,
+    map: ChannelMap,
+    strategy: &Strategy,
+    request: &ExpandRequest,
+    device: &Device,
+) -> Result<Expansion, AdaptError> {
+    if let Some(name) = &request.layer
+        && let Some(layer) = model.layer(name)
+        && !matches!(layer.keras_class(), "Conv1D" | "Dense" | "LSTM" | "GRU")
     {
-        norm_name = first.name.clone();
-        let mean = host::values(model.weight(&norm_name, "mean")?)?;
-        let var = host::values(model.weight(&norm_name, "variance")?)?;
-        let mut new_mean = vec![0.0; c_new];
-        let mut new_var = vec![1.0; c_new];
-        for (j, s) in map.source.iter().enumerate() {
-            if let Some(i) = *s {
-                new_mean[j] = mean[i];
-                new_var[j] = var[i];
+        return Err(AdaptError::NotConv1d {
+            name: name.clone(),
+            kind: layer.keras_class().to_string(),
+        });
+    }
+    let region = input_region(model, false)?;
+    if let Some(name) = &request.layer
+        && !region.consumers.iter().any(|c| &c.name == name)
+    {
+        let index = model.layer_index(name).unwrap_or(0);
+        return Err(AdaptError::NotInputConv {
+            name: name.clone(),
+            index,
+        });
+    }
+    let c_new = map.new;
+    let mut spec = model.spec().clone();
+    spec.input.channels = c_new;
+    let mut skip: Vec<(String, String)> = Vec::new();
+    let mut updates: Vec<(String, &'static str, Vec<f32>, Vec<usize>)> = Vec::new();
+    let mut adapted = Vec::new();
+    // Per-channel layers on the way: old statistics move with their channels; new channels
+    // pass through (identity statistics) until `standardize` calibrates them, or copy their
+    // source channel under `repeat`, which keeps repeated channels exact.
+    let src = source_with_repeats(&map);
+    for &i in &region.per_channel {
+        let name = spec.layers[i].name.clone();
+        for info in model.weight_infos().into_iter().filter(|w| w.layer == name) {
+            let old = host::values(model.weight(&name, &info.param)?)?;
+            let neutral = match info.param.as_str() {
+                "variance" | "moving_variance" | "gamma" => 1.0,
+                _ => 0.0,
+            };
+            let values: Vec<f32> = (0..c_new)
+                .map(|j| match (map.source[j], strategy) {
+                    (Some(s), _) => old[s],
+                    (None, Strategy::RepeatRescale) => old[src[j]],
+                    (None, _) => neutral,
+                })
+                .collect();
+            let param: &'static str = match info.param.as_str() {
+                "gamma" => "gamma",
+                "beta" => "beta",
+                "moving_mean" => "moving_mean",
+                "moving_variance" => "moving_variance",
+                "mean" => "mean",
+                "variance" => "variance",
+                other => {
+                    return Err(AdaptError::CannotWiden {
+                        name: name.clone(),
+                        kind: spec.layers[i].config.keras_class().to_string(),
+                        reason: format!("per-channel tensor `{other}` is not one widen knows"),
+                    });
+                }
+            };
+            skip.push((name.clone(), info.param.clone()));
+            updates.push((name.clone(), param, values, vec![c_new]));
+        }
+        if let LayerConfig::Normalization(cfg) = &mut spec.layers[i].config {
+            let (mean, var) = (
+                updates.iter().find(|u| u.0 == name && u.1 == "mean"),
+                updates.iter().find(|u| u.0 == name && u.1 == "variance"),
+            );
+            if let (Some(m), Some(v)) = (mean, var) {
+                *cfg = NormalizationConfig {
+                    mean: m.2.clone(),
+                    variance: v.2.clone(),
+                };
             }
         }
-        *cfg = NormalizationConfig {
-            mean: new_mean.clone(),
-            variance: new_var.clone(),
-        };
-        norm_stats = Some((new_mean, new_var));
-        skip.push((norm_name.as_str(), "mean"));
-        skip.push((norm_name.as_str(), "variance"));
+        adapted.push(name);
+    }
+    for view in &region.consumers {
+        let old_w = host::values(model.weight(&view.name, view.param)?)?;
+        let new_w = widen_kernel(&old_w, view, &map, strategy, request.seed)?;
+        skip.push((view.name.clone(), view.param.to_string()));
+        updates.push((view.name.clone(), view.param, new_w, view.shape(c_new)));
+        adapted.push(view.name.clone());
     }
     let mut widened = rebuild(model, spec, &skip, request.seed, device)?;
-    widened.set_weight(&name, "weight", TensorData::new(new_w, [o, c_new, k]))?;
-    if let Some((mean, var)) = norm_stats
-        && let Some(first) = widened.spec.layers.first().map(|l| l.name.clone())
-    {
-        widened.set_weight(&first, "mean", TensorData::new(mean, [c_new]))?;
-        widened.set_weight(&first, "variance", TensorData::new(var, [c_new]))?;
+    for (layer, param, values, shape) in updates {
+        widened.set_weight(&layer, param, TensorData::new(values, shape))?;
     }
     Ok(Expansion {
         model: widened,
         map,
-        adapted_layer: name,
+        adapted_layers: adapted,
         strategy: strategy.clone(),
     })
 }
@@ -420,38 +407,13 @@ fn expand_projection(
     request: &ExpandRequest,
     device: &Device,
 ) -> Result<Expansion, AdaptError> {
-    if let Some(name) = &request.layer {
-        // The projection goes in front of the model; a named layer only has to exist.
-        if !model.spec.layers.iter().any(|l| &l.name == name) {
-            return Err(AdaptError::NoSuchLayer {
-                name: name.clone(),
-                available: model
-                    .spec
-                    .layers
-                    .iter()
-                    .map(|l| l.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
-    }
     let (c_old, c_new) = (map.old, map.new);
-    let mut name = PROJECTION_LAYER.to_string();
-    let mut n = 1;
-    while model.spec.layers.iter().any(|l| l.name == name) {
-        name = format!("{PROJECTION_LAYER}_{n}");
-        n += 1;
-    }
-    let mut spec = model.spec.clone();
+    let mut spec = model.spec().clone();
+    let name = spec.fresh_name(PROJECTION_LAYER);
     spec.input.channels = c_new;
     let config = Conv1dConfig::new(c_old, 1).with_data_format(spec.input.data_format);
-    spec.layers.insert(
-        0,
-        LayerSpec {
-            name: name.clone(),
-            config: LayerConfig::Conv1d(config),
-        },
-    );
+    // In front of every layer that reads the input: the rest of the graph sees C_old channels.
+    spec.insert_after_input(&name, LayerConfig::Conv1d(config));
     let mut widened = rebuild(model, spec, &[], request.seed, device)?;
     let shape = [c_old, c_new, 1];
     let weight = match init {
@@ -474,7 +436,7 @@ fn expand_projection(
     Ok(Expansion {
         model: widened,
         map,
-        adapted_layer: name,
+        adapted_layers: vec![name],
         strategy: Strategy::Projection { init: init.clone() },
     })
 }

@@ -12,77 +12,120 @@ use crate::{AdaptError, Expansion, Strategy};
 /// leaves a weight exactly where it is).
 #[derive(Debug, Clone)]
 pub struct GradientMask {
+    /// The kernel's layer.
+    pub layer: String,
     /// The kernel's parameter id.
     pub param: ParamId,
-    /// 1 where the kernel may move, 0 where it must not: `[filters, C_new, k]`.
-    pub mask: Tensor<3>,
+    /// 1 where the kernel may move, 0 where it must not, in the kernel's shape (rank 2 or 3).
+    pub mask: TensorData,
 }
 
 impl GradientMask {
     /// Multiplies the kernel's gradient by the mask.
     pub fn apply(&self, grads: &mut GradientsParams) {
-        if let Some(g) = grads.remove::<3>(self.param) {
-            let mask = self.mask.clone().to_device(&g.device());
-            grads.register(self.param, g * mask);
+        fn masked<const D: usize>(m: &GradientMask, grads: &mut GradientsParams) {
+            if let Some(g) = grads.remove::<D>(m.param) {
+                let mask = Tensor::<D>::from_data(m.mask.clone(), &g.device());
+                grads.register(m.param, g * mask);
+            }
+        }
+        match self.mask.shape().len() {
+            2 => masked::<2>(self, grads),
+            3 => masked::<3>(self, grads),
+            _ => {}
         }
     }
 }
 
 /// Freezes everything but what `expansion` added: for a projection, the projection trains; for
-/// a widened kernel, only its new slices train (returned as a mask to apply to gradients) and
-/// its bias is frozen. Frozen BatchNorm layers run in inference mode, as in Keras.
-pub fn freeze_base(expansion: Expansion) -> Result<(Sequential, Option<GradientMask>), AdaptError> {
+/// widened kernels, only their new slices train (returned as masks to apply to gradients) and
+/// their other tensors are frozen. Frozen BatchNorm layers run in inference mode, as in Keras.
+pub fn freeze_base(expansion: Expansion) -> Result<(Sequential, Vec<GradientMask>), AdaptError> {
     let Expansion {
         model,
         map,
-        adapted_layer,
+        adapted_layers,
         strategy,
     } = expansion;
-    let mut layers = Vec::with_capacity(model.layers.len());
-    let mut mask = None;
-    for layer in model.layers {
-        if layer.name() != adapted_layer {
-            layers.push(layer.freeze());
-            continue;
+    let region = if matches!(strategy, Strategy::Projection { .. }) {
+        None
+    } else {
+        Some(crate::input_region(&model, false)?)
+    };
+    let mut masks = Vec::new();
+    let model = model.try_map_layers(|layer| -> Result<Layer, AdaptError> {
+        let name = layer.name().to_string();
+        if !adapted_layers.contains(&name) {
+            return Ok(layer.freeze());
         }
-        match (layer, &strategy) {
-            (Layer::Conv1d(conv), Strategy::Projection { .. }) => layers.push(Layer::Conv1d(conv)),
-            (Layer::Conv1d(mut conv), _) => {
-                let [o, c, k] = conv.weight.dims();
-                let mut m = vec![0.0f32; o * c * k];
-                for oi in 0..o {
-                    for (j, s) in map.source.iter().enumerate() {
-                        if s.is_none() {
-                            for ki in 0..k {
-                                m[(oi * c + j) * k + ki] = 1.0;
-                            }
-                        }
+        let Some(region) = &region else {
+            return Ok(layer); // the projection trains as a whole
+        };
+        let Some(view) = region.consumers.iter().find(|c| c.name == name) else {
+            // A per-channel layer on the way (BatchNorm, Normalization): kept as trained.
+            return Ok(layer.freeze());
+        };
+        let c = map.new;
+        let shape = view.shape(c);
+        let (o, k) = (view.outer, view.inner);
+        let mut m = vec![0.0f32; o * c * k];
+        for oi in 0..o {
+            for (j, s) in map.source.iter().enumerate() {
+                if s.is_none() {
+                    for ki in 0..k {
+                        m[(oi * c + j) * k + ki] = 1.0;
                     }
                 }
-                let device = conv.weight.val().device();
-                mask = Some(GradientMask {
-                    param: conv.weight.id,
-                    mask: Tensor::from_data(TensorData::new(m, [o, c, k]), &device),
-                });
-                conv.bias = conv.bias.map(|b| b.set_require_grad(false));
-                layers.push(Layer::Conv1d(conv));
             }
-            (other, _) => {
-                return Err(AdaptError::NotConv1d {
-                    name: adapted_layer.clone(),
-                    kind: format!("{other:?}").chars().take(40).collect(),
-                });
+        }
+        let (id, layer) = match layer {
+            Layer::Conv1d(mut conv) => {
+                conv.bias = conv.bias.map(|b| b.set_require_grad(false));
+                (conv.weight.id, Layer::Conv1d(conv))
+            }
+            Layer::Dense(mut dense) => {
+                dense.bias = dense.bias.map(|b| b.set_require_grad(false));
+                (dense.weight.id, Layer::Dense(dense))
+            }
+            other => {
+                let Some(id) = kernel_id(&other, view.param) else {
+                    return Err(AdaptError::CannotWiden {
+                        name,
+                        kind: other.keras_class().to_string(),
+                        reason: "its input kernel cannot be found to mask".into(),
+                    });
+                };
+                (id, other)
+            }
+        };
+        masks.push(GradientMask {
+            layer: name,
+            param: id,
+            mask: TensorData::new(m, shape),
+        });
+        Ok(layer)
+    })?;
+    Ok((model, masks))
+}
+
+/// The id of the first float parameter of `layer` whose shape matches its stored `param`
+/// (a recurrent layer's input kernel).
+fn kernel_id(layer: &Layer, param: &str) -> Option<ParamId> {
+    struct Find {
+        dims: Vec<usize>,
+        found: Option<ParamId>,
+    }
+    impl burn::module::ModuleVisitor for Find {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            if self.found.is_none() && p.val().dims().as_slice() == self.dims.as_slice() {
+                self.found = Some(p.id);
             }
         }
     }
-    Ok((
-        Sequential {
-            layers,
-            spec: model.spec,
-            shapes: model.shapes,
-        },
-        mask,
-    ))
+    let dims = layer.weight(param).ok()?.shape().to_vec();
+    let mut v = Find { dims, found: None };
+    layer.visit(&mut v);
+    v.found
 }
 
 /// Unfreezes the whole model (fine-tune everything after the new parts settled).

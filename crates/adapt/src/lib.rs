@@ -23,6 +23,7 @@
 //! ```
 
 mod checkpoint;
+mod consumers;
 mod diagnostics;
 mod error;
 mod expand;
@@ -33,6 +34,7 @@ mod standardize;
 mod zero_pad;
 
 pub use checkpoint::{CheckpointExpansion, expand_checkpoint};
+pub use consumers::{InputRegion, KernelView, input_region};
 pub use diagnostics::{
     ActivationStats, BatchNormShift, ChannelContribution, Drift, GradientNorm, Report,
     activation_stats, batchnorm_shift, channel_contributions, drift, gradient_norms,

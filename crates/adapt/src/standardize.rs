@@ -2,7 +2,7 @@
 //! the direct answer to new channels arriving at another magnitude.
 
 use burn::tensor::{Tensor, TensorData};
-use widen_layers::{DataFormat, LayerConfig, LayerSpec, NormalizationConfig, Sequential};
+use widen_layers::{DataFormat, LayerConfig, NormalizationConfig, Sequential};
 
 use crate::{AdaptError, host};
 
@@ -91,23 +91,14 @@ pub fn standardize(
         m[c] = mean[c];
         v[c] = var[c];
     }
-    let mut spec = model.spec.clone();
-    if spec
-        .layers
-        .first()
-        .is_some_and(|l| l.name == STANDARDIZE_LAYER)
-    {
-        spec.layers.remove(0);
-    }
-    spec.layers.insert(
-        0,
-        LayerSpec {
-            name: STANDARDIZE_LAYER.to_string(),
-            config: LayerConfig::Normalization(NormalizationConfig {
-                mean: m.clone(),
-                variance: v.clone(),
-            }),
-        },
+    let mut spec = model.spec().clone();
+    spec.bypass(STANDARDIZE_LAYER);
+    spec.insert_after_input(
+        STANDARDIZE_LAYER,
+        LayerConfig::Normalization(NormalizationConfig {
+            mean: m.clone(),
+            variance: v.clone(),
+        }),
     );
     let device = sample.device();
     let mut out = Sequential::new(spec, 0, &device)?;

@@ -377,11 +377,16 @@ pub fn expand(args: ExpandArgs) -> Result<(), String> {
     let done = expand_checkpoint(&args.model, &args.out, &request, sample, &device)
         .map_err(|e| e.to_string())?;
     println!(
-        "widened {} → {} input channels ({}, adapted layer `{}`{}); wrote {}",
+        "widened {} → {} input channels ({}, adapted {} `{}`{}); wrote {}",
         done.old_channels,
         done.new_channels,
         args.strategy.name(),
-        done.adapted_layer,
+        if done.adapted_layers.len() == 1 {
+            "layer"
+        } else {
+            "layers"
+        },
+        done.adapted_layers.join("`, `"),
         if done.standardized {
             ", new channels standardised"
         } else {
@@ -409,9 +414,12 @@ pub fn predict(
         channels_first,
         m.input().data_format,
         m.input().channels,
-        &m.spec.layers.first().map_or("the model".to_string(), |l| {
-            format!("layer `{}`", widen::layers::printable(&l.name))
-        }),
+        &m.spec()
+            .layers
+            .first()
+            .map_or("the model".to_string(), |l| {
+                format!("layer `{}`", widen::layers::printable(&l.name))
+            }),
         &device,
     )?;
     let [batch, _, _] = x.dims();

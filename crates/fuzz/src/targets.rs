@@ -887,8 +887,8 @@ fn load_checkpoint(
         Ok(m) => m,
         Err(e) => return Outcome::Violation(format!("loaded, but its saved copy does not: {e}")),
     };
-    if again.spec != model.spec || again.weight_infos() != model.weight_infos() {
-        let (a, b) = (format!("{:?}", model.spec), format!("{:?}", again.spec));
+    if again.spec() != model.spec() || again.weight_infos() != model.weight_infos() {
+        let (a, b) = (format!("{:?}", model.spec()), format!("{:?}", again.spec()));
         return Outcome::Violation(format!(
             "the saved copy has another architecture: {}",
             first_difference(&a, &b)

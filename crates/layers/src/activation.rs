@@ -76,3 +76,24 @@ impl Activation {
         }
     }
 }
+
+/// (De)serialises an `Activation` nested under `activation` (the `Activation` layer's spec:
+/// flattened into the layer spec, the function's own `name` tag would overwrite the layer's).
+pub(crate) mod nested {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::Activation;
+
+    #[derive(Serialize, Deserialize)]
+    struct Field<T> {
+        activation: T,
+    }
+
+    pub fn serialize<S: Serializer>(activation: &Activation, s: S) -> Result<S::Ok, S::Error> {
+        Field { activation }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Activation, D::Error> {
+        Field::<Activation>::deserialize(d).map(|f| f.activation)
+    }
+}

@@ -329,3 +329,78 @@ impl BatchNorm1d {
             .update((old_var.mul_scalar(keep) + var.mul_scalar(take)).detach());
     }
 }
+
+impl crate::LayerKind for BatchNorm1d {
+    type Config = BatchNormConfig;
+    const KERAS_CLASS: &'static str = "BatchNormalization";
+    const STEM: &'static str = "batch_normalization";
+
+    fn channel_role(_: &BatchNormConfig) -> crate::ChannelRole {
+        crate::ChannelRole::PerChannel
+    }
+    fn output_shape(
+        c: &BatchNormConfig,
+        cx: &crate::ShapeContext,
+    ) -> Result<crate::FeatureShape, LayerError> {
+        c.validate(cx.name, cx.features())?;
+        Ok(cx.input())
+    }
+
+    fn params(c: &BatchNormConfig, cx: &crate::ShapeContext) -> Vec<crate::ParamInfo> {
+        let ch = vec![cx.features()];
+        let mut v = Vec::new();
+        if c.scale {
+            v.push(crate::ParamInfo::trained("gamma", ch.clone()));
+        }
+        if c.center {
+            v.push(crate::ParamInfo::trained("beta", ch.clone()));
+        }
+        v.push(crate::ParamInfo::statistic("moving_mean", ch.clone()));
+        v.push(crate::ParamInfo::statistic("moving_variance", ch));
+        v
+    }
+
+    fn build(c: &BatchNormConfig, cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        c.init(cx.shape.name, cx.shape.features(), cx.device)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn forward(&self, inputs: Vec<crate::Value>, mode: Mode) -> Result<crate::Value, LayerError> {
+        Ok(match crate::layer::single(&self.name, inputs)? {
+            crate::Value::Seq(x) => crate::Value::Seq(self.forward_seq(x, mode)?),
+            crate::Value::Flat(x) => crate::Value::Flat(self.forward_flat(x, mode)?),
+        })
+    }
+
+    fn weight(&self, param: &str) -> Result<burn::tensor::TensorData, LayerError> {
+        match (param, &self.gamma, &self.beta) {
+            ("gamma", Some(g), _) => Ok(g.val().into_data()),
+            ("beta", _, Some(b)) => Ok(b.val().into_data()),
+            ("moving_mean", ..) => Ok(self.moving_mean.value_sync().into_data()),
+            ("moving_variance", ..) => Ok(self.moving_variance.value_sync().into_data()),
+            _ => Err(crate::layer::unknown_param(&self.name, param)),
+        }
+    }
+
+    fn set_weight(
+        &mut self,
+        param: &str,
+        data: burn::tensor::TensorData,
+    ) -> Result<(), LayerError> {
+        let name = self.name.as_str();
+        match (param, &mut self.gamma, &mut self.beta) {
+            ("gamma", Some(g), _) => crate::weights::set_param(g, name, param, data),
+            ("beta", _, Some(b)) => crate::weights::set_param(b, name, param, data),
+            ("moving_mean", ..) => {
+                crate::weights::set_state(&mut self.moving_mean, name, param, data)
+            }
+            ("moving_variance", ..) => {
+                crate::weights::set_state(&mut self.moving_variance, name, param, data)
+            }
+            _ => Err(crate::layer::unknown_param(name, param)),
+        }
+    }
+}

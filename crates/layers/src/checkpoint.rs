@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! <dir>/
-//!   model.json            {"format": "widen-model", "version": 1,
+//!   model.json            {"format": "widen-model", "version": 2,
 //!                          "weights": "weights.safetensors", "spec": <ModelSpec>}
 //!   weights.safetensors   (default)   or   weights.bpk   (Burn's burnpack)
 //! ```
 //!
-//! `spec` is the [`ModelSpec`] as serde writes it: `{"input": {...}, "layers": [{"name":
-//! "conv1d", "type": "conv1d", ...}, ...]}` (an `Activation` layer nests its function:
+//! `spec` is the [`ModelSpec`] as serde writes it: `{"input": {"name": "input", ...},
+//! "layers": [{"name": "conv1d", "inbound": ["input"], "type": "conv1d", ...}, ...]}`: a graph
+//! in topological order, each layer naming the nodes it reads, the last layer the output.
+//! Version 1 (chains) had no `inbound` and no input name; it still loads, each layer reading
+//! the one before (an `Activation` layer nests its function:
 //! `{"name": "activation", "type": "activation", "activation": {"name": "gelu"}}`). Config
 //! fields Keras gives defaults may be left out. `weights` is optional on load; without it the
 //! single weights file present is used. [`Sequential::load`] rebuilds the model from the spec
@@ -26,7 +29,8 @@
 //! - `BatchNormalization`: `gamma` (if `scale`), `beta` (if `center`), `moving_mean`,
 //!   `moving_variance`, each `[channels]`.
 //! - `Normalization`: `mean`, `variance`, each `[channels]`.
-//! - Pooling, `Flatten`, `Dropout`, `Activation`: none.
+//! - Pooling, `Flatten`, `Dropout`, `Activation`, merges: none.
+//! - Every other layer type lists its tensors in its own file (`LayerKind::params`).
 //!
 //! The Conv1D weight is Burn's/PyTorch's layout: a Keras kernel `[kernel_size, in / groups,
 //! filters]` is written as `kernel.transpose(2, 1, 0)`. The Dense weight is Keras' own layout
@@ -66,14 +70,16 @@ use burn::store::burn_pack;
 use burn::tensor::{DType, Device, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::{FeatureShape, LayerConfig, LayerError, LayerSpec, ModelSpec, Sequential, WeightInfo};
+use crate::{LayerError, LayerSpec, ModelSpec, Sequential, WeightInfo};
 
 /// The architecture file in a checkpoint directory.
 pub const MODEL_FILE: &str = "model.json";
 /// The `format` tag of `model.json`.
 pub const CHECKPOINT_FORMAT: &str = "widen-model";
 /// The `version` of `model.json` this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
+/// The oldest `model.json` version this build reads (version 1: chains without `inbound`).
+pub const OLDEST_CHECKPOINT_VERSION: u32 = 1;
 
 const CRC_KEY_PREFIX: &str = "widen.crc32.";
 
@@ -153,70 +159,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     !c
 }
 
-/// The tensors `spec` needs, in the order `Sequential::weight_infos` lists them, worked out
-/// from the configs alone: a file can be checked before any device memory is spent, and a
-/// model whose tensors drifted from its spec is caught at save time.
+/// The tensors `spec` needs, in the order `Model::weight_infos` lists them, worked out from
+/// the configs alone (each layer type says what it stores): a file can be checked before any
+/// device memory is spent.
 pub(crate) fn spec_tensors(spec: &ModelSpec) -> Result<Vec<WeightInfo>, LayerError> {
-    let shapes = spec.infer_shapes()?;
-    let mut input = FeatureShape::Seq {
-        channels: spec.input.channels,
-        length: spec.input.length,
-    };
-    let mut out = Vec::new();
-    for (layer, output) in spec.layers.iter().zip(shapes) {
-        let channels = match input {
-            FeatureShape::Seq { channels, .. } => channels,
-            FeatureShape::Flat { features } => features,
-        };
-        let mut push = |param: &str, shape: Vec<usize>| {
-            out.push(WeightInfo {
-                layer: layer.name.clone(),
-                param: param.to_string(),
-                shape,
-            });
-        };
-        match &layer.config {
-            LayerConfig::Conv1d(c) => {
-                // infer_shapes has checked groups > 0 and divides the channels.
-                push(
-                    "weight",
-                    vec![c.filters, channels / c.groups.max(1), c.kernel_size],
-                );
-                if c.use_bias {
-                    push("bias", vec![c.filters]);
-                }
-            }
-            LayerConfig::Dense(c) => {
-                push("weight", vec![channels, c.units]);
-                if c.use_bias {
-                    push("bias", vec![c.units]);
-                }
-            }
-            LayerConfig::BatchNorm1d(c) => {
-                if c.scale {
-                    push("gamma", vec![channels]);
-                }
-                if c.center {
-                    push("beta", vec![channels]);
-                }
-                push("moving_mean", vec![channels]);
-                push("moving_variance", vec![channels]);
-            }
-            LayerConfig::Normalization(_) => {
-                push("mean", vec![channels]);
-                push("variance", vec![channels]);
-            }
-            LayerConfig::MaxPool1d(_)
-            | LayerConfig::AvgPool1d(_)
-            | LayerConfig::GlobalMaxPool1d
-            | LayerConfig::GlobalAvgPool1d
-            | LayerConfig::Dropout(_)
-            | LayerConfig::Flatten
-            | LayerConfig::Activation(_) => {}
-        }
-        input = output;
-    }
-    Ok(out)
+    spec.tensors()
 }
 
 fn check_finite(path: &str, tensor: &str, values: &[f32]) -> Result<(), LayerError> {
@@ -244,20 +191,26 @@ impl Sequential {
     /// `dir` is replaced, any other existing path is refused. The write is atomic.
     pub fn save(&self, dir: &Path, format: WeightFormat) -> Result<(), LayerError> {
         let target = display(dir);
-        let spec_infos = spec_tensors(&self.spec).map_err(|e| LayerError::InvalidSpec {
+        let infos = spec_tensors(self.spec()).map_err(|e| LayerError::InvalidSpec {
             path: target.clone(),
             source: Box::new(e),
         })?;
-        let infos = self.weight_infos();
-        if spec_infos != infos {
-            return Err(spec_mismatch(&target, &spec_infos, &infos));
-        }
 
         let mut tensors = Vec::with_capacity(infos.len());
         for info in &infos {
             let key = info.key();
-            let values = self
-                .weight(&info.layer, &info.param)?
+            let data = self.weight(&info.layer, &info.param)?;
+            // A layer whose tensor drifted from what its spec says would save a checkpoint
+            // that cannot load.
+            if data.shape().as_slice() != info.shape.as_slice() {
+                return Err(LayerError::WeightShape {
+                    path: target.clone(),
+                    tensor: key,
+                    expected: info.shape.clone(),
+                    got: format!("{:?} in the model", data.shape().as_slice()),
+                });
+            }
+            let values = data
                 .try_to_vec_as::<f32>()
                 .map_err(|e| LayerError::Checkpoint {
                     path: target.clone(),
@@ -284,7 +237,7 @@ impl Sequential {
             format: CHECKPOINT_FORMAT,
             version: CHECKPOINT_VERSION,
             weights: format.file_name(),
-            spec: &self.spec,
+            spec: self.spec(),
         })
         .map_err(|e| LayerError::Checkpoint {
             path: display(&dir.join(MODEL_FILE)),
@@ -469,12 +422,16 @@ fn parse_model_json(
         }
     }
     match root.get("version") {
-        Some(v) if v.as_u64() == Some(u64::from(CHECKPOINT_VERSION)) => {}
+        Some(v)
+            if v.as_u64().is_some_and(|v| {
+                (u64::from(OLDEST_CHECKPOINT_VERSION)..=u64::from(CHECKPOINT_VERSION)).contains(&v)
+            }) => {}
         found => {
             return Err(LayerError::CheckpointVersion {
                 path: label.clone(),
                 found: found.map_or("(none)".to_string(), |v| v.to_string()),
                 supported: CHECKPOINT_VERSION,
+                oldest: OLDEST_CHECKPOINT_VERSION,
             });
         }
     }
@@ -520,7 +477,21 @@ fn parse_model_json(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((ModelSpec { input, layers }, weights))
+    let input_name = match spec.get("input").and_then(|i| i.get("name")) {
+        None => crate::DEFAULT_INPUT_NAME.to_string(),
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| bad(format!("spec.input.name: expected a string, got {v}")))?
+            .to_string(),
+    };
+    Ok((
+        ModelSpec {
+            input,
+            input_name,
+            layers,
+        },
+        weights,
+    ))
 }
 
 fn encode_safetensors(tensors: &[Stored]) -> Result<Vec<u8>, String> {

@@ -276,3 +276,87 @@ impl Conv1d {
         }
     }
 }
+
+impl crate::LayerKind for Conv1d {
+    type Config = Conv1dConfig;
+    const KERAS_CLASS: &'static str = "Conv1D";
+    const STEM: &'static str = "conv1d";
+
+    fn output_shape(
+        c: &Conv1dConfig,
+        cx: &crate::ShapeContext,
+    ) -> Result<crate::FeatureShape, LayerError> {
+        let (channels, length) = cx.seq()?;
+        c.validate(cx.name, channels)?;
+        let length = length
+            .map(|l| {
+                widen_ops::conv_output(
+                    l,
+                    c.kernel_size,
+                    c.strides,
+                    c.dilation_rate,
+                    c.padding.into(),
+                )
+                .map(|g| g.length_out)
+                .map_err(LayerError::ops(cx.name))
+            })
+            .transpose()?;
+        Ok(crate::FeatureShape::Seq {
+            channels: c.filters,
+            length,
+        })
+    }
+
+    fn params(c: &Conv1dConfig, cx: &crate::ShapeContext) -> Vec<crate::ParamInfo> {
+        // output_shape has checked groups > 0 and divides the channels.
+        let weight = vec![c.filters, cx.features() / c.groups.max(1), c.kernel_size];
+        let mut v = vec![crate::ParamInfo::trained("weight", weight)];
+        if c.use_bias {
+            v.push(crate::ParamInfo::trained("bias", vec![c.filters]));
+        }
+        v
+    }
+
+    fn build(c: &Conv1dConfig, cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        // Inside a model the model's layout rules (it decides softmax's axis).
+        c.clone().with_data_format(cx.shape.data_format).init(
+            cx.shape.name,
+            cx.shape.features(),
+            cx.seed,
+            cx.device,
+        )
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn forward(
+        &self,
+        inputs: Vec<crate::Value>,
+        _mode: crate::Mode,
+    ) -> Result<crate::Value, LayerError> {
+        let x = crate::layer::single_seq(&self.name, inputs)?;
+        Ok(crate::Value::Seq(self.forward_channels_first(x)?))
+    }
+
+    fn weight(&self, param: &str) -> Result<burn::tensor::TensorData, LayerError> {
+        match (param, &self.bias) {
+            ("weight", _) => Ok(self.weight.val().into_data()),
+            ("bias", Some(b)) => Ok(b.val().into_data()),
+            _ => Err(crate::layer::unknown_param(&self.name, param)),
+        }
+    }
+
+    fn set_weight(
+        &mut self,
+        param: &str,
+        data: burn::tensor::TensorData,
+    ) -> Result<(), LayerError> {
+        match (param, &mut self.bias) {
+            ("weight", _) => crate::weights::set_param(&mut self.weight, &self.name, param, data),
+            ("bias", Some(b)) => crate::weights::set_param(b, &self.name, param, data),
+            _ => Err(crate::layer::unknown_param(&self.name, param)),
+        }
+    }
+}

@@ -129,3 +129,77 @@ impl Dense {
         Ok(self.config.activation.apply(y, 1))
     }
 }
+
+impl crate::LayerKind for Dense {
+    type Config = DenseConfig;
+    const KERAS_CLASS: &'static str = "Dense";
+    const STEM: &'static str = "dense";
+
+    fn output_shape(
+        c: &DenseConfig,
+        cx: &crate::ShapeContext,
+    ) -> Result<crate::FeatureShape, LayerError> {
+        match cx.input() {
+            crate::FeatureShape::Flat { .. } if c.units > 0 => {
+                c.activation
+                    .validate()
+                    .map_err(|r| LayerError::config(cx.name, r))?;
+                Ok(crate::FeatureShape::Flat { features: c.units })
+            }
+            crate::FeatureShape::Flat { .. } => Err(cx.config_error("units must be > 0")),
+            crate::FeatureShape::Seq { channels, length } => Err(LayerError::InputShape {
+                layer: cx.name.to_string(),
+                expected: "flat features [batch, features] (add Flatten or global pooling)".into(),
+                got: vec![length.unwrap_or(0), channels],
+            }),
+        }
+    }
+
+    fn params(c: &DenseConfig, cx: &crate::ShapeContext) -> Vec<crate::ParamInfo> {
+        let mut v = vec![crate::ParamInfo::trained(
+            "weight",
+            vec![cx.features(), c.units],
+        )];
+        if c.use_bias {
+            v.push(crate::ParamInfo::trained("bias", vec![c.units]));
+        }
+        v
+    }
+
+    fn build(c: &DenseConfig, cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        c.init(cx.shape.name, cx.shape.features(), cx.seed, cx.device)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn forward(
+        &self,
+        inputs: Vec<crate::Value>,
+        _mode: crate::Mode,
+    ) -> Result<crate::Value, LayerError> {
+        let x = crate::layer::single_flat(&self.name, inputs)?;
+        Ok(crate::Value::Flat(Dense::forward(self, x)?))
+    }
+
+    fn weight(&self, param: &str) -> Result<burn::tensor::TensorData, LayerError> {
+        match (param, &self.bias) {
+            ("weight", _) => Ok(self.weight.val().into_data()),
+            ("bias", Some(b)) => Ok(b.val().into_data()),
+            _ => Err(crate::layer::unknown_param(&self.name, param)),
+        }
+    }
+
+    fn set_weight(
+        &mut self,
+        param: &str,
+        data: burn::tensor::TensorData,
+    ) -> Result<(), LayerError> {
+        match (param, &mut self.bias) {
+            ("weight", _) => crate::weights::set_param(&mut self.weight, &self.name, param, data),
+            ("bias", Some(b)) => crate::weights::set_param(b, &self.name, param, data),
+            _ => Err(crate::layer::unknown_param(&self.name, param)),
+        }
+    }
+}

@@ -58,12 +58,13 @@ pub enum LayerError {
     ModelJson { path: String, reason: String },
     /// `model.json` declares a format version this build cannot read.
     #[error(
-        "checkpoint {path}: format version {found} is not supported (this build reads version {supported})"
+        "checkpoint {path}: format version {found} is not supported (this build reads versions {oldest} to {supported})"
     )]
     CheckpointVersion {
         path: String,
         found: String,
         supported: u32,
+        oldest: u32,
     },
     /// One layer of the architecture in `model.json` cannot be read (an unknown layer type, a
     /// missing or mistyped field).

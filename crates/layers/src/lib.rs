@@ -12,31 +12,53 @@
 //! the model converts a channels-last (Keras) input once on entry and back on exit.
 
 mod activation;
+mod activations;
 mod batch_norm;
 pub mod checkpoint;
 mod conv1d;
 mod dense;
 mod error;
+mod layer;
+mod layer_norm;
+mod merge;
 mod misc;
+mod model;
 mod normalization;
+mod padding;
 mod pooling;
-mod sequential;
+mod recurrent;
+mod registry;
+mod reshape;
 mod shape;
 mod weights;
+pub mod zoo;
 
 pub use activation::Activation;
+pub use activations::{PRelu, PReluConfig, ReluConfig, ReluLayer};
 pub use batch_norm::{BatchNorm1d, BatchNormConfig, MomentumOn};
 pub use checkpoint::{CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MODEL_FILE, WeightFormat};
 pub use conv1d::{Conv1d, Conv1dConfig, PaddingMode};
 pub use dense::{Dense, DenseConfig};
 pub use error::LayerError;
-pub use misc::{ActivationLayer, Dropout, DropoutConfig, Flatten};
-pub use normalization::{Normalization, NormalizationConfig};
-pub use pooling::{AvgPool1d, GlobalAvgPool1d, GlobalMaxPool1d, MaxPool1d, PoolConfig};
-pub use sequential::{
-    InputSpec, Layer, LayerConfig, LayerSpec, ModelSpec, Sequential, keras_ex1, keras_ex3,
-    printable,
+pub use layer::{Arity, BuildContext, ChannelRole, LayerKind, ParamInfo, ShapeContext};
+pub use layer_norm::{LayerNorm, LayerNormConfig};
+pub use merge::{
+    Add, Average, Concatenate, ConcatenateConfig, Maximum, MergeConfig, Minimum, Multiply, Subtract,
 };
+pub use misc::{ActivationLayer, Dropout, DropoutConfig, Flatten};
+pub use model::{
+    DEFAULT_INPUT_NAME, InputSpec, LayerSpec, Model, ModelSpec, Resolved, Sequential, keras_ex1,
+    keras_ex3, printable,
+};
+pub use normalization::{Normalization, NormalizationConfig};
+pub use padding::{
+    Cropping1d, CroppingConfig, SpatialDropout1d, SpatialDropoutConfig, UpSampling1d,
+    UpSamplingConfig, ZeroPadding1d, ZeroPaddingConfig,
+};
+pub use pooling::{AvgPool1d, GlobalAvgPool1d, GlobalMaxPool1d, MaxPool1d, PoolConfig};
+pub use recurrent::{Gru, GruConfig, Lstm, LstmConfig};
+pub use registry::{Layer, LayerConfig};
+pub use reshape::{Permute, PermuteConfig, Reshape, ReshapeConfig};
 pub use shape::{DataFormat, FeatureShape, Mode, Value};
 pub use weights::WeightInfo;
 

@@ -101,3 +101,105 @@ impl ActivationLayer {
         self.activation.apply(x, last)
     }
 }
+
+impl crate::LayerKind for Dropout {
+    type Config = DropoutConfig;
+    const KERAS_CLASS: &'static str = "Dropout";
+    const STEM: &'static str = "dropout";
+
+    fn channel_role(_: &DropoutConfig) -> crate::ChannelRole {
+        crate::ChannelRole::Local
+    }
+    fn output_shape(
+        c: &DropoutConfig,
+        cx: &crate::ShapeContext,
+    ) -> Result<crate::FeatureShape, LayerError> {
+        if !(c.rate.is_finite() && (0.0..1.0).contains(&c.rate)) {
+            return Err(cx.config_error(format!("dropout rate must be in [0, 1), got {}", c.rate)));
+        }
+        Ok(cx.input())
+    }
+    fn build(c: &DropoutConfig, cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        Self::new(cx.shape.name, *c)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(&self, inputs: Vec<crate::Value>, mode: Mode) -> Result<crate::Value, LayerError> {
+        Ok(match crate::layer::single(&self.name, inputs)? {
+            crate::Value::Seq(x) => crate::Value::Seq(Dropout::forward(self, x, mode)),
+            crate::Value::Flat(x) => crate::Value::Flat(Dropout::forward(self, x, mode)),
+        })
+    }
+}
+
+impl crate::LayerKind for Flatten {
+    type Config = ();
+    const KERAS_CLASS: &'static str = "Flatten";
+    const STEM: &'static str = "flatten";
+
+    fn output_shape(_: &(), cx: &crate::ShapeContext) -> Result<crate::FeatureShape, LayerError> {
+        let (channels, length) = cx.seq()?;
+        let Some(length) = length else {
+            return Err(cx.config_error(
+                "Flatten needs a fixed input length (the model input has a variable length)",
+            ));
+        };
+        let features = channels.checked_mul(length).ok_or_else(|| {
+            cx.config_error(format!(
+                "Flatten of {channels} channels × {length} steps overflows a size"
+            ))
+        })?;
+        Ok(crate::FeatureShape::Flat { features })
+    }
+    fn build(_: &(), cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        Ok(Self {
+            data_format: cx.shape.data_format,
+            name: cx.shape.name.to_string(),
+        })
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(&self, inputs: Vec<crate::Value>, _mode: Mode) -> Result<crate::Value, LayerError> {
+        let x = crate::layer::single_seq(&self.name, inputs)?;
+        Ok(crate::Value::Flat(Flatten::forward(self, x)))
+    }
+}
+
+impl crate::LayerKind for ActivationLayer {
+    type Config = Activation;
+    const KERAS_CLASS: &'static str = "Activation";
+    const STEM: &'static str = "activation";
+
+    fn channel_role(a: &Activation) -> crate::ChannelRole {
+        // Softmax normalises across channels (channels-last) or steps: not channel-local.
+        match a {
+            Activation::Softmax => crate::ChannelRole::Mixes,
+            _ => crate::ChannelRole::Local,
+        }
+    }
+    fn output_shape(
+        a: &Activation,
+        cx: &crate::ShapeContext,
+    ) -> Result<crate::FeatureShape, LayerError> {
+        a.validate().map_err(|r| cx.config_error(r))?;
+        Ok(cx.input())
+    }
+    fn build(a: &Activation, cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        Ok(Self {
+            activation: *a,
+            data_format: cx.shape.data_format,
+            name: cx.shape.name.to_string(),
+        })
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(&self, inputs: Vec<crate::Value>, _mode: Mode) -> Result<crate::Value, LayerError> {
+        Ok(match crate::layer::single(&self.name, inputs)? {
+            crate::Value::Seq(x) => crate::Value::Seq(self.forward_seq(x)),
+            crate::Value::Flat(x) => crate::Value::Flat(self.activation.apply(x, 1)),
+        })
+    }
+}

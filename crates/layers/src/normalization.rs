@@ -116,3 +116,67 @@ impl Normalization {
         Ok((x - mean) / std.reshape([1, c, 1]))
     }
 }
+
+impl crate::LayerKind for Normalization {
+    type Config = NormalizationConfig;
+    const KERAS_CLASS: &'static str = "Normalization";
+    const STEM: &'static str = "normalization";
+
+    fn channel_role(_: &NormalizationConfig) -> crate::ChannelRole {
+        crate::ChannelRole::PerChannel
+    }
+    fn output_shape(
+        c: &NormalizationConfig,
+        cx: &crate::ShapeContext,
+    ) -> Result<crate::FeatureShape, LayerError> {
+        let (channels, _) = cx.seq()?;
+        c.validate(cx.name, channels)?;
+        Ok(cx.input())
+    }
+
+    fn params(_: &NormalizationConfig, cx: &crate::ShapeContext) -> Vec<crate::ParamInfo> {
+        let ch = vec![cx.features()];
+        vec![
+            crate::ParamInfo::statistic("mean", ch.clone()),
+            crate::ParamInfo::statistic("variance", ch),
+        ]
+    }
+
+    fn build(c: &NormalizationConfig, cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        c.init(cx.shape.name, cx.shape.features(), cx.device)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn forward(
+        &self,
+        inputs: Vec<crate::Value>,
+        _mode: crate::Mode,
+    ) -> Result<crate::Value, LayerError> {
+        let x = crate::layer::single_seq(&self.name, inputs)?;
+        Ok(crate::Value::Seq(Normalization::forward(self, x)?))
+    }
+
+    fn weight(&self, param: &str) -> Result<burn::tensor::TensorData, LayerError> {
+        match param {
+            "mean" => Ok(self.mean.value_sync().into_data()),
+            "variance" => Ok(self.variance.value_sync().into_data()),
+            _ => Err(crate::layer::unknown_param(&self.name, param)),
+        }
+    }
+
+    fn set_weight(
+        &mut self,
+        param: &str,
+        data: burn::tensor::TensorData,
+    ) -> Result<(), LayerError> {
+        let name = self.name.as_str();
+        match param {
+            "mean" => crate::weights::set_state(&mut self.mean, name, param, data),
+            "variance" => crate::weights::set_state(&mut self.variance, name, param, data),
+            _ => Err(crate::layer::unknown_param(name, param)),
+        }
+    }
+}

@@ -193,3 +193,136 @@ impl GlobalAvgPool1d {
         widen_ops::global_avg_pool1d(x).map_err(LayerError::ops(&self.name))
     }
 }
+
+fn windowed_shape(
+    c: &PoolConfig,
+    cx: &crate::ShapeContext,
+) -> Result<crate::FeatureShape, LayerError> {
+    let (channels, length) = cx.seq()?;
+    c.validate(cx.name)?;
+    let length = length.map(|l| c.output_length(cx.name, l)).transpose()?;
+    Ok(crate::FeatureShape::Seq { channels, length })
+}
+
+fn global_shape(cx: &crate::ShapeContext) -> Result<crate::FeatureShape, LayerError> {
+    let (channels, _) = cx.seq()?;
+    Ok(crate::FeatureShape::Flat { features: channels })
+}
+
+impl crate::LayerKind for MaxPool1d {
+    type Config = PoolConfig;
+    const KERAS_CLASS: &'static str = "MaxPooling1D";
+    const STEM: &'static str = "max_pooling1d";
+
+    fn channel_role(_: &PoolConfig) -> crate::ChannelRole {
+        crate::ChannelRole::Local
+    }
+    fn output_shape(
+        c: &PoolConfig,
+        cx: &crate::ShapeContext,
+    ) -> Result<crate::FeatureShape, LayerError> {
+        windowed_shape(c, cx)
+    }
+    fn build(c: &PoolConfig, cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        Self::new(cx.shape.name, c.clone())
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(
+        &self,
+        inputs: Vec<crate::Value>,
+        _mode: crate::Mode,
+    ) -> Result<crate::Value, LayerError> {
+        let x = crate::layer::single_seq(&self.name, inputs)?;
+        Ok(crate::Value::Seq(MaxPool1d::forward(self, x)?))
+    }
+}
+
+impl crate::LayerKind for AvgPool1d {
+    type Config = PoolConfig;
+    const KERAS_CLASS: &'static str = "AveragePooling1D";
+    const STEM: &'static str = "average_pooling1d";
+
+    fn channel_role(_: &PoolConfig) -> crate::ChannelRole {
+        crate::ChannelRole::Local
+    }
+    fn output_shape(
+        c: &PoolConfig,
+        cx: &crate::ShapeContext,
+    ) -> Result<crate::FeatureShape, LayerError> {
+        windowed_shape(c, cx)
+    }
+    fn build(c: &PoolConfig, cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        Self::new(cx.shape.name, c.clone())
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(
+        &self,
+        inputs: Vec<crate::Value>,
+        _mode: crate::Mode,
+    ) -> Result<crate::Value, LayerError> {
+        let x = crate::layer::single_seq(&self.name, inputs)?;
+        Ok(crate::Value::Seq(AvgPool1d::forward(self, x)?))
+    }
+}
+
+impl crate::LayerKind for GlobalMaxPool1d {
+    type Config = ();
+    const KERAS_CLASS: &'static str = "GlobalMaxPooling1D";
+    const STEM: &'static str = "global_max_pooling1d";
+
+    fn channel_role(_: &()) -> crate::ChannelRole {
+        crate::ChannelRole::Local
+    }
+    fn output_shape(_: &(), cx: &crate::ShapeContext) -> Result<crate::FeatureShape, LayerError> {
+        global_shape(cx)
+    }
+    fn build(_: &(), cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        Ok(Self {
+            name: cx.shape.name.to_string(),
+        })
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(
+        &self,
+        inputs: Vec<crate::Value>,
+        _mode: crate::Mode,
+    ) -> Result<crate::Value, LayerError> {
+        let x = crate::layer::single_seq(&self.name, inputs)?;
+        Ok(crate::Value::Flat(GlobalMaxPool1d::forward(self, x)?))
+    }
+}
+
+impl crate::LayerKind for GlobalAvgPool1d {
+    type Config = ();
+    const KERAS_CLASS: &'static str = "GlobalAveragePooling1D";
+    const STEM: &'static str = "global_average_pooling1d";
+
+    fn channel_role(_: &()) -> crate::ChannelRole {
+        crate::ChannelRole::Local
+    }
+    fn output_shape(_: &(), cx: &crate::ShapeContext) -> Result<crate::FeatureShape, LayerError> {
+        global_shape(cx)
+    }
+    fn build(_: &(), cx: &crate::BuildContext) -> Result<Self, LayerError> {
+        Ok(Self {
+            name: cx.shape.name.to_string(),
+        })
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn forward(
+        &self,
+        inputs: Vec<crate::Value>,
+        _mode: crate::Mode,
+    ) -> Result<crate::Value, LayerError> {
+        let x = crate::layer::single_seq(&self.name, inputs)?;
+        Ok(crate::Value::Flat(GlobalAvgPool1d::forward(self, x)?))
+    }
+}

@@ -66,7 +66,7 @@ fn unknown_and_wrong_layers() {
         "{err}"
     );
 
-    // A model that starts with BatchNorm has no input conv.
+    // A BatchNorm in front is channel-local: it widens with the conv behind it.
     let bn_first = Sequential::new(
         ModelSpec::new(InputSpec::new(4).with_length(10))
             .push(LayerConfig::BatchNorm1d(BatchNormConfig::keras()))
@@ -75,10 +75,22 @@ fn unknown_and_wrong_layers() {
         &device,
     )
     .unwrap();
-    assert!(matches!(
-        expand(&bn_first, &ExpandRequest::new(8, Strategy::RepeatRescale)),
-        Err(AdaptError::NotConv1d { .. })
-    ));
+    let wide = expand(&bn_first, &ExpandRequest::new(8, Strategy::RepeatRescale)).unwrap();
+    assert_eq!(wide.adapted_layers, ["batch_normalization", "conv1d"]);
+
+    // A layer that mixes channels without a kernel widen knows is named in the refusal.
+    let softmax_first = Sequential::new(
+        ModelSpec::new(InputSpec::new(4).with_length(10))
+            .push(LayerConfig::Activation(widen_layers::Activation::Softmax))
+            .push(LayerConfig::Conv1d(Conv1dConfig::new(6, 3))),
+        0,
+        &device,
+    )
+    .unwrap();
+    match expand(&softmax_first, &ExpandRequest::new(8, Strategy::Zero)) {
+        Err(AdaptError::CannotWiden { name, .. }) => assert_eq!(name, "activation"),
+        other => panic!("expected CannotWiden, got {other:?}"),
+    }
 }
 
 #[test]

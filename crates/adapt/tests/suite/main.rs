@@ -4,5 +4,6 @@
 mod common;
 mod diagnostics;
 mod errors;
+mod graphs;
 mod strategies;
 mod training;

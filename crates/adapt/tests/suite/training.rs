@@ -32,7 +32,8 @@ fn kernel_expansion_trains_only_new_slices() {
     let base = Sequential::new(keras_ex1(3, 12), 4, &device).unwrap();
     let wide = expand(&base, &ExpandRequest::new(5, Strategy::Zero)).unwrap();
     let (model, mask) = freeze_base(wide).unwrap();
-    let mask = mask.expect("a widened kernel gets a gradient mask");
+    assert_eq!(mask.len(), 1, "the one widened kernel gets a gradient mask");
+    let mask = mask.into_iter().next().unwrap();
     let before = data_values(model.weight("conv1d", "weight").unwrap());
     let bn_before = data_values(model.weight("batch_normalization", "gamma").unwrap());
     let x = tensor3(&pseudo_random(4 * 12 * 5, 2), [4, 12, 5], &device);
@@ -78,9 +79,10 @@ fn projection_trains_alone() {
         ),
     )
     .unwrap();
-    let name = wide.adapted_layer.clone();
+    assert_eq!(wide.adapted_layers.len(), 1);
+    let name = wide.adapted_layers[0].clone();
     let (model, mask) = freeze_base(wide).unwrap();
-    assert!(mask.is_none());
+    assert!(mask.is_empty());
     let conv_before = data_values(model.weight("conv1d", "weight").unwrap());
     let proj_before = data_values(model.weight(&name, "weight").unwrap());
     let x = tensor3(&pseudo_random(4 * 12 * 6, 2), [4, 12, 6], &device);

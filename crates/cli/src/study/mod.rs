@@ -503,7 +503,7 @@ fn run_scenario(
             learning_rate: config.learning_rate,
             seed,
         };
-        let (base, _) = train::train(base, &old_train, settings, None, train_device, || {
+        let (base, _) = train::train(base, &old_train, settings, &[], train_device, || {
             progress.step()
         })?;
         let (_, acc) = train::evaluate(&base, &old_test, device)?;
@@ -530,7 +530,7 @@ fn run_scenario(
                         .with_placement(Placement::Map(s.old_channels.clone()))
                         .with_seed(run_seed);
                     let e = expand(&base, &request)?;
-                    (e.model, Some((e.map, e.adapted_layer, e.strategy)))
+                    (e.model, Some((e.map, e.adapted_layers, e.strategy)))
                 }
             };
             let model = if v.standardize {
@@ -541,13 +541,13 @@ fn run_scenario(
                 model
             };
             let (model, mask) = match (v.frozen_base, expansion_meta) {
-                (true, Some((map, adapted_layer, strategy))) => freeze_base(Expansion {
+                (true, Some((map, adapted_layers, strategy))) => freeze_base(Expansion {
                     model,
                     map,
-                    adapted_layer,
+                    adapted_layers,
                     strategy,
                 })?,
-                _ => (model, None),
+                _ => (model, Vec::new()),
             };
             let (loss_step0, _) = train::evaluate(&model, &s.train, device)?;
             let (_, accuracy_before) = train::evaluate(&model, &s.test, device)?;
@@ -565,14 +565,10 @@ fn run_scenario(
                 learning_rate: config.finetune_learning_rate,
                 seed: run_seed,
             };
-            let (model, curve) = train::train(
-                model,
-                &s.train,
-                settings,
-                mask.as_ref(),
-                train_device,
-                || progress.step(),
-            )?;
+            let (model, curve) =
+                train::train(model, &s.train, settings, &mask, train_device, || {
+                    progress.step()
+                })?;
             let (loss_final, _) = train::evaluate(&model, &s.train, device)?;
             let (_, accuracy_after) = train::evaluate(&model, &s.test, device)?;
             let (max_loss_jump, spikes, max_grad_norm) = curve_metrics(&curve, config.spike_factor);

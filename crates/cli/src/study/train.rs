@@ -146,7 +146,7 @@ pub fn train(
     mut model: Sequential,
     data: &Dataset,
     settings: TrainSettings,
-    mask: Option<&GradientMask>,
+    masks: &[GradientMask],
     device: &Device,
     mut on_step: impl FnMut(),
 ) -> Result<(Sequential, Curve), StudyError> {
@@ -182,7 +182,7 @@ pub fn train(
         }
         curve.loss.push(value);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        if let Some(mask) = mask {
+        for mask in masks {
             mask.apply(&mut grads);
         }
         let norms = gradient_norms(&model, &grads)?;

@@ -1364,9 +1364,9 @@ fn cases() -> Vec<Case> {
             fs::write(m.join("model.json"), text).unwrap();
             summary_args(&m)
         }),
-        fail("mj-unknown-layer-type", &["lstm"], |d| {
+        fail("mj-unknown-layer-type", &["conv2d"], |d| {
             summary_args(&edited_json(d, |v| {
-                layer(v, "conv1d")["type"] = json!("lstm")
+                layer(v, "conv1d")["type"] = json!("conv2d")
             }))
         }),
         fail("mj-weights-traversal", &["weights", "etc/passwd"], |d| {

@@ -54,7 +54,7 @@ fn batch_norm_training_matches_keras() {
                 &device,
             );
             let mut value = Value::Seq(bn_in.swap_dims(1, 2));
-            for layer in &model.layers[start..] {
+            for layer in &model.layers()[start..] {
                 value = layer.forward(value, Mode::Training).unwrap();
             }
             let (_, got) = output_values(value);

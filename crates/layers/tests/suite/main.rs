@@ -3,8 +3,10 @@
 
 mod checkpoint;
 mod common;
+mod graph_layers;
 mod keras;
 #[path = "../support/keras_fixture.rs"]
 mod keras_fixture;
+mod recurrent;
 mod stacks;
 mod training;

@@ -47,7 +47,7 @@ fn backward(model: &Sequential, x: &Tensor<3>) -> Gradients {
 fn gradients(model: &Sequential, grads: &Gradients) -> Vec<(String, Option<Vec<f32>>)> {
     let grad = |t: Tensor<1>| t.grad(grads).map(|g| values(g.into_data()));
     let mut out = Vec::new();
-    for layer in &model.layers {
+    for layer in model.layers() {
         let name = layer.name().to_string();
         let mut push = |param: &str, g: Option<Vec<f32>>| out.push((format!("{name}.{param}"), g));
         match layer {
@@ -126,7 +126,7 @@ fn a_frozen_layer_gets_no_gradient_until_unfrozen() {
         .unwrap()
         .freeze_layer("conv1d")
         .unwrap();
-    let Layer::Conv1d(conv) = &model.layers[0] else {
+    let Layer::Conv1d(conv) = &model.layers()[0] else {
         panic!("layer 0 is the conv");
     };
     assert!(!conv.weight.val().is_require_grad());
@@ -165,7 +165,7 @@ fn a_frozen_model_runs_batchnorm_in_inference_mode() {
     assert_ne!(moving_bits(&model), before);
 
     let frozen = model.freeze();
-    let Layer::BatchNorm1d(bn) = &frozen.layers[1] else {
+    let Layer::BatchNorm1d(bn) = &frozen.layers()[1] else {
         panic!("layer 1 is the BatchNorm");
     };
     assert!(!bn.is_trainable());
@@ -190,7 +190,7 @@ fn conv_gradient_matches_finite_differences() {
 
     let y = flat(model.forward_train(x.clone()).unwrap());
     let grads = (y.clone() * y).sum().backward();
-    let Layer::Conv1d(conv) = &model.layers[0] else {
+    let Layer::Conv1d(conv) = &model.layers()[0] else {
         panic!("layer 0 is the conv");
     };
     let analytic = values(conv.weight.val().grad(&grads).unwrap().into_data());

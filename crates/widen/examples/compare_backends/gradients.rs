@@ -19,7 +19,7 @@ pub fn gradients(model: &Sequential, grads: &Gradients) -> Result<NamedGradients
         t.grad(grads).map(|g| host(g.into_data())).transpose()
     }
     let mut out = Vec::new();
-    for layer in &model.layers {
+    for layer in model.layers() {
         let name = layer.name();
         let key = |param: &str| format!("{name}.{param}");
         match layer {
