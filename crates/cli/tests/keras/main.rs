@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use widen_cli::npy;
 
+mod graph;
+
 /// Largest absolute difference allowed between widen and Keras (both float32).
 const TOLERANCE: f32 = 1e-5;
 
