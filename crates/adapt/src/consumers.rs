@@ -3,7 +3,9 @@
 //! sees the input's channels. Widening the input means widening every one of them, so this
 //! walks the graph from the input through channel-local layers (dropout, pooling, padding,
 //! activations: `ChannelRole::Local`; BatchNorm/Normalization: `ChannelRole::PerChannel`) to the
-//! layers that mix channels, and says how each one's kernel indexes them.
+//! layers that mix channels, and says how each one's kernel indexes them. A reader that mixes
+//! channels without a kernel (a merge on the raw input, LayerNormalization) gets a 1×1 adapter
+//! on its edge instead, widened by the same strategy.
 
 use widen_layers::{ChannelRole, FeatureShape, LayerConfig, Model};
 
@@ -47,6 +49,22 @@ pub struct InputRegion {
     pub per_channel: Vec<usize>,
     /// The layers that mix channels, with how their kernels index them.
     pub consumers: Vec<KernelView>,
+    /// Sequence nodes (0 the input, `i + 1` layer `i`) carrying the input's channels into
+    /// layers that cannot take more channels and have no kernel to widen (a merge right on the
+    /// input, as in an identity shortcut; LayerNormalization over channels; Permute): each
+    /// gets a 1×1 adapter, `C_new → C_old`, widened by the strategy, in front of those readers.
+    /// Listed with the readers to rewire.
+    pub adapters: Vec<(usize, Vec<usize>)>,
+}
+
+impl InputRegion {
+    fn adapt(&mut self, node: usize, reader: usize) {
+        match self.adapters.iter_mut().find(|(n, _)| *n == node) {
+            Some((_, readers)) if !readers.contains(&reader) => readers.push(reader),
+            Some(_) => {}
+            None => self.adapters.push((node, vec![reader])),
+        }
+    }
 }
 
 /// A sequence still in the input's channels, or features that are the input's channels
@@ -100,12 +118,16 @@ pub fn input_region(model: &Model, allow_grouped: bool) -> Result<InputRegion, A
             let name = layer.name.as_str();
             let kind = layer.config.keras_class();
             if model.inbound(i).len() > 1 {
-                return Err(cannot(
-                    name,
-                    kind,
-                    "it combines the input's channels with another tensor (a merge right on \
-                     the input); widen with the projection strategy instead",
-                ));
+                if carried != Carried::Seq {
+                    return Err(cannot(
+                        name,
+                        kind,
+                        "it combines features that are the input's channels with another \
+                         tensor; widen with the projection strategy instead",
+                    ));
+                }
+                region.adapt(node, i);
+                continue;
             }
             let out = model.shapes()[i];
             match (&layer.config, carried) {
@@ -217,12 +239,13 @@ pub fn input_region(model: &Model, allow_grouped: bool) -> Result<InputRegion, A
                         }
                         push(&mut frontier, &mut seen, i, next);
                     }
+                    ChannelRole::Mixes if carried == Carried::Seq => region.adapt(node, i),
                     ChannelRole::Mixes => {
                         return Err(cannot(
                             name,
                             kind,
-                            "it mixes the input's channels and has no kernel widen knows how to \
-                             widen; widen with the projection strategy instead",
+                            "it mixes features that are the input's channels and has no kernel \
+                             widen knows how to widen; widen with the projection strategy instead",
                         ));
                     }
                 },
@@ -233,6 +256,7 @@ pub fn input_region(model: &Model, allow_grouped: bool) -> Result<InputRegion, A
     region.consumers.dedup_by_key(|c| c.layer);
     region.per_channel.sort_unstable();
     region.per_channel.dedup();
+    region.adapters.sort_by_key(|a| a.0);
     Ok(region)
 }
 

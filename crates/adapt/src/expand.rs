@@ -11,6 +11,9 @@ use crate::{AdaptError, ChannelMap, Placement, host};
 /// Name given to the 1×1 projection that [`Strategy::Projection`] puts in front of the model.
 pub const PROJECTION_LAYER: &str = "widen_projection";
 
+/// Name stem of the 1×1 adapters put in front of readers that cannot take more channels.
+pub const ADAPTER_LAYER: &str = "widen_adapter";
+
 /// How the 1×1 projection starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "init", rename_all = "snake_case")]
@@ -362,6 +365,54 @@ fn expand_kernel(
                 };
             }
         }
+        adapted.push(name);
+    }
+    // Readers that cannot take more channels get a 1×1 adapter on their edge: the identity on
+    // the old channels, widened like any kernel (zero: new channels ignored; repeat: shared).
+    for (node, readers) in &region.adapters {
+        let from = if *node == 0 {
+            spec.input_name.clone()
+        } else {
+            spec.layers[node - 1].name.clone()
+        };
+        let name = spec.fresh_name(ADAPTER_LAYER);
+        let config = Conv1dConfig::new(map.old, 1)
+            .with_bias(false)
+            .with_data_format(spec.input.data_format);
+        for &r in readers {
+            let reader = &model.spec().layers[r].name;
+            if let Some(layer) = spec.layers.iter_mut().find(|l| &l.name == reader) {
+                for f in &mut layer.inbound {
+                    if *f == from {
+                        *f = name.clone();
+                    }
+                }
+            }
+        }
+        let at = spec
+            .layers
+            .iter()
+            .position(|l| l.name == from)
+            .map_or(0, |p| p + 1);
+        spec.layers.insert(
+            at,
+            widen_layers::LayerSpec::new(&name, &[from.as_str()], LayerConfig::Conv1d(config)),
+        );
+        let view = KernelView {
+            layer: at,
+            name: name.clone(),
+            param: "weight",
+            outer: map.old,
+            inner: 1,
+            layout: KernelLayout::Torch,
+            cols: None,
+        };
+        let mut identity = vec![0.0f32; map.old * map.old];
+        for i in 0..map.old {
+            identity[i * map.old + i] = 1.0;
+        }
+        let new_w = widen_kernel(&identity, &view, &map, strategy, request.seed)?;
+        updates.push((name.clone(), "weight", new_w, view.shape(c_new)));
         adapted.push(name);
     }
     for view in &region.consumers {

@@ -40,7 +40,9 @@ pub use diagnostics::{
     activation_stats, batchnorm_shift, channel_contributions, drift, gradient_norms,
 };
 pub use error::AdaptError;
-pub use expand::{ExpandRequest, Expansion, PROJECTION_LAYER, ProjectionInit, Strategy, expand};
+pub use expand::{
+    ADAPTER_LAYER, ExpandRequest, Expansion, PROJECTION_LAYER, ProjectionInit, Strategy, expand,
+};
 pub use freeze::{GradientMask, freeze_base, unfreeze_all};
 pub use placement::{ChannelMap, Placement};
 pub use standardize::{STANDARDIZE_LAYER, channel_stats, standardize};

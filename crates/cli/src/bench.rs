@@ -56,12 +56,15 @@ pub const LARGE: Shape = Shape {
 };
 
 /// Median times of one shape, in milliseconds.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Timing {
     /// Inference forward.
     pub forward_ms: f64,
     /// One training step.
     pub train_ms: f64,
+    /// The fused inference heads the model has (`first→last` layer); empty when every layer
+    /// runs alone.
+    pub fused_heads: Vec<String>,
 }
 
 impl Shape {
@@ -126,6 +129,11 @@ pub fn run(shape: &Shape, device: &Device, repeats: Option<usize>) -> Result<Tim
     };
 
     let model = Sequential::new(shape.spec(), 0, device).map_err(err)?;
+    let fused_heads = model
+        .fused_heads(widen::layers::Mode::Inference)
+        .into_iter()
+        .map(|(a, b)| format!("{a}→{b}"))
+        .collect();
     let x = make_x(device);
     let mut forward = Vec::with_capacity(repeats);
     for i in 0..warmup + repeats {
@@ -156,5 +164,6 @@ pub fn run(shape: &Shape, device: &Device, repeats: Option<usize>) -> Result<Tim
     Ok(Timing {
         forward_ms: median(forward),
         train_ms: median(train),
+        fused_heads,
     })
 }

@@ -476,6 +476,7 @@ pub fn bench(
     }
     let accelerated = widen::ops::cpu::accelerated(&device);
     let mut results: Vec<String> = Vec::new();
+    let mut fused: Vec<(&str, Vec<String>)> = Vec::new();
     println!(
         "widen bench (backend {kind}, conv1d: {}); median ms after warm-up",
         if accelerated { "widen kernel" } else { "burn" }
@@ -501,6 +502,17 @@ pub fn bench(
         );
         let value = serde_json::to_string(&t).map_err(|e| e.to_string())?;
         results.push(format!("\"{}\": {value}", shape.name));
+        fused.push((shape.name, t.fused_heads));
+    }
+    for (name, heads) in &fused {
+        println!(
+            "{name}: fused inference head {}",
+            if heads.is_empty() || !accelerated {
+                "none (every layer runs alone)".to_string()
+            } else {
+                heads.join(", ")
+            }
+        );
     }
     let stats = widen::ops::cpu::stats();
     println!(

@@ -712,6 +712,27 @@ impl Model {
             .ok_or_else(|| LayerError::config("output", "the output was used up (a wiring bug)"))
     }
 
+    /// The fused CPU heads a forward in `mode` may take, each as its first and last layer's
+    /// names (they run only on an accelerated CPU device; elsewhere, and for layers not listed,
+    /// layers run one by one): for `widen bench` to say which path a model takes.
+    pub fn fused_heads(&self, mode: Mode) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.layers.len() {
+            match self.fusable_head(i, mode) {
+                Some(end) => {
+                    out.push((
+                        self.layers[i].name().to_string(),
+                        self.layers[end].name().to_string(),
+                    ));
+                    i = end + 1;
+                }
+                None => i += 1,
+            }
+        }
+        out
+    }
+
     /// Where Conv1D → [BatchNorm in inference] → GlobalMax/AvgPool starts at layer `i` as a
     /// private chain (each reads only the one before, which nothing else reads), the index of
     /// the pool layer.

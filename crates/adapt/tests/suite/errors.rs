@@ -78,17 +78,20 @@ fn unknown_and_wrong_layers() {
     let wide = expand(&bn_first, &ExpandRequest::new(8, Strategy::RepeatRescale)).unwrap();
     assert_eq!(wide.adapted_layers, ["batch_normalization", "conv1d"]);
 
-    // A layer that mixes channels without a kernel widen knows is named in the refusal.
-    let softmax_first = Sequential::new(
+    // A model whose output still carries the input's channels cannot take more of them.
+    let pooled = Sequential::new(
         ModelSpec::new(InputSpec::new(4).with_length(10))
-            .push(LayerConfig::Activation(widen_layers::Activation::Softmax))
-            .push(LayerConfig::Conv1d(Conv1dConfig::new(6, 3))),
+            .push(LayerConfig::BatchNorm1d(BatchNormConfig::keras()))
+            .push(LayerConfig::GlobalAvgPool1d),
         0,
         &device,
     )
     .unwrap();
-    match expand(&softmax_first, &ExpandRequest::new(8, Strategy::Zero)) {
-        Err(AdaptError::CannotWiden { name, .. }) => assert_eq!(name, "activation"),
+    match expand(&pooled, &ExpandRequest::new(8, Strategy::Zero)) {
+        Err(AdaptError::CannotWiden { name, reason, .. }) => {
+            assert_eq!(name, "global_average_pooling1d");
+            assert!(reason.contains("output"), "{reason}");
+        }
         other => panic!("expected CannotWiden, got {other:?}"),
     }
 }

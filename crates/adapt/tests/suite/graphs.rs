@@ -168,7 +168,10 @@ fn flatten_dense_on_the_input_widens_its_rows_in_both_layouts() {
 }
 
 #[test]
-fn a_merge_on_the_raw_input_is_named_and_projection_still_works() {
+fn readers_without_a_kernel_get_an_adapter_on_their_edge() {
+    // An identity shortcut on the raw input (`x + conv(x)`), a softmax over channels and a
+    // LayerNormalization reading the input: none can take more channels, so each edge gets a
+    // 1×1 adapter widened by the strategy, and the function is kept.
     let mut spec = ModelSpec::new(InputSpec::new(3).with_length(8));
     let input = spec.input_name.clone();
     let c = spec.add(
@@ -176,28 +179,32 @@ fn a_merge_on_the_raw_input_is_named_and_projection_still_works() {
         LayerConfig::Conv1d(Conv1dConfig::new(3, 3).with_padding(PaddingMode::Same)),
     );
     let sum = spec.add(&[&input, &c], LayerConfig::Add(MergeConfig {}));
-    let g = spec.add(&[&sum], LayerConfig::GlobalAvgPool1d);
-    spec.add(&[&g], LayerConfig::Dense(widen_layers::DenseConfig::new(2)));
-    let model = Model::new(spec, 0, &Device::flex()).unwrap();
-    match expand(&model, &ExpandRequest::new(5, Strategy::Zero)) {
-        Err(widen_adapt::AdaptError::CannotWiden { name, .. }) => assert_eq!(name, "add"),
-        other => panic!("expected CannotWiden naming `add`, got {other:?}"),
-    }
-    let wide = expand(
-        &model,
-        &ExpandRequest::new(
-            5,
-            Strategy::Projection {
-                init: ProjectionInit::Identity,
-            },
-        ),
-    )
-    .unwrap();
-    assert_eq!(
-        wide.model.input_consumers().len(),
-        1,
-        "only the projection reads the input"
+    let soft = spec.add(&[&input], LayerConfig::Activation(Activation::Softmax));
+    let norm = spec.add(
+        &[&input],
+        LayerConfig::LayerNorm(widen_layers::LayerNormConfig::default()),
     );
+    let cat = spec.add(
+        &[&sum, &soft, &norm],
+        LayerConfig::Concatenate(ConcatenateConfig { axis: -1 }),
+    );
+    let g = spec.add(&[&cat], LayerConfig::GlobalAvgPool1d);
+    spec.add(&[&g], LayerConfig::Dense(widen_layers::DenseConfig::new(2)));
+    let adapted = check_preserved(spec.clone(), 2, 1e-5);
+    assert_eq!(
+        adapted[0],
+        ["widen_adapter", "conv1d"],
+        "one adapter for the input node, shared by its three readers"
+    );
+    let model = Model::new(spec, 0, &Device::flex()).unwrap();
+    let wide = expand(&model, &ExpandRequest::new(5, Strategy::Zero)).unwrap();
+    let consumers: Vec<&str> = wide
+        .model
+        .input_consumers()
+        .iter()
+        .map(|&i| wide.model.layers()[i].name())
+        .collect();
+    assert_eq!(consumers, ["widen_adapter", "conv1d"]);
 }
 
 // ---- random DAGs ------------------------------------------------------------------------
