@@ -123,55 +123,90 @@ fn channel_moments(v: &Value) -> Result<(Vec<f64>, Vec<f64>), AdaptError> {
     Ok((mean, var))
 }
 
-/// Cause (1) for the Conv1d that reads the model input (behind an optional Normalization).
+/// Cause (1): how much each input channel feeds the layers that read the input's channels
+/// (every Conv1D and recurrent input kernel among them, behind channel-local layers such as a
+/// Normalization; a ResNet's first conv and shortcut conv both count). Per channel,
+/// `kernel_norm² = Σ_layers ‖slice‖²` and `contribution² = Σ_layers ‖slice‖² · rms²`, each
+/// layer's rms taken on its own input; `input_rms = contribution / kernel_norm`. With one input
+/// conv this is that conv's slice norm times its input's rms.
 pub fn channel_contributions(
     model: &Sequential,
     x: Tensor<3>,
 ) -> Result<Vec<ChannelContribution>, AdaptError> {
     let trace = model.forward_trace(x, Mode::Inference)?;
-    // The first Conv1D among the layers reading the input's channels (behind any
-    // channel-local layers such as a Normalization).
     let region = crate::input_region(model, true)?;
-    let Some((index, conv)) =
-        region
-            .consumers
-            .iter()
-            .find_map(|c| match model.layers().get(c.layer) {
-                Some(Layer::Conv1d(conv)) => Some((c.layer, conv)),
-                _ => None,
-            })
-    else {
-        return Err(AdaptError::Data(
-            "no Conv1D reads the model input's channels".into(),
-        ));
-    };
-    let conv_in = &trace[model.inbound(index).first().copied().unwrap_or(0)].1;
-    let (mean, var) = channel_moments(conv_in)?;
-    let w = host::values(conv.weight.val().into_data())?;
-    let [o, cg, k] = conv.weight.dims();
-    let groups = conv.config.groups.max(1);
-    let og = o / groups;
-    let c = cg * groups;
-    let mut out = Vec::with_capacity(c);
-    for ch in 0..c {
-        let (g, local) = (ch / cg, ch % cg);
-        let mut sq = 0.0f64;
-        for oi in g * og..(g + 1) * og {
-            for ki in 0..k {
-                sq += (w[(oi * cg + local) * k + ki] as f64).powi(2);
+    let c = model.input().channels;
+    let mut norm_sq = vec![0.0f64; c];
+    let mut contrib_sq = vec![0.0f64; c];
+    let mut fallback_rms = vec![0.0f64; c];
+    let mut seen = 0;
+    for view in &region.consumers {
+        let input = &trace[model.inbound(view.layer).first().copied().unwrap_or(0)].1;
+        if !matches!(input, Value::Seq(_)) {
+            continue; // Dense after Flatten: features are steps × channels, not channels.
+        }
+        let (mean, var) = channel_moments(input)?;
+        let w = host::values(model.weight(&view.name, view.param)?)?;
+        // Per channel, the squared norm of the slice that reads it.
+        let sq: Vec<f64> = match model.layers().get(view.layer) {
+            Some(Layer::Conv1d(conv)) if conv.config.groups > 1 => {
+                let [o, cg, k] = conv.weight.dims();
+                let og = o / conv.config.groups;
+                (0..c)
+                    .map(|ch| {
+                        let (g, local) = (ch / cg, ch % cg);
+                        (g * og..(g + 1) * og)
+                            .flat_map(|oi| (0..k).map(move |ki| (oi * cg + local) * k + ki))
+                            .map(|i| (w[i] as f64).powi(2))
+                            .sum()
+                    })
+                    .collect()
+            }
+            _ => {
+                let (o, k) = (view.outer, view.inner);
+                (0..c)
+                    .map(|ch| {
+                        (0..o)
+                            .flat_map(|oi| (0..k).map(move |ki| (oi * c + ch) * k + ki))
+                            .map(|i| (w[i] as f64).powi(2))
+                            .sum()
+                    })
+                    .collect()
+            }
+        };
+        for ch in 0..c {
+            // RMS² = variance + mean²
+            let rms_sq = var[ch] + mean[ch] * mean[ch];
+            norm_sq[ch] += sq[ch];
+            contrib_sq[ch] += sq[ch] * rms_sq;
+            if seen == 0 {
+                fallback_rms[ch] = rms_sq.sqrt();
             }
         }
-        // RMS² = variance + mean²
-        let input_rms = (var[ch] + mean[ch] * mean[ch]).sqrt();
-        let kernel_norm = sq.sqrt();
-        out.push(ChannelContribution {
-            channel: ch,
-            kernel_norm,
-            input_rms,
-            contribution: kernel_norm * input_rms,
-            share: 0.0,
-        });
+        seen += 1;
     }
+    if seen == 0 {
+        return Err(AdaptError::Data(
+            "no Conv1D or recurrent layer reads the model input's channels".into(),
+        ));
+    }
+    let mut out: Vec<ChannelContribution> = (0..c)
+        .map(|ch| {
+            let kernel_norm = norm_sq[ch].sqrt();
+            let contribution = contrib_sq[ch].sqrt();
+            ChannelContribution {
+                channel: ch,
+                kernel_norm,
+                input_rms: if kernel_norm > 0.0 {
+                    contribution / kernel_norm
+                } else {
+                    fallback_rms[ch]
+                },
+                contribution,
+                share: 0.0,
+            }
+        })
+        .collect();
     let total: f64 = out.iter().map(|c| c.contribution).sum();
     if total > 0.0 {
         for c in &mut out {
@@ -282,10 +317,48 @@ pub fn gradient_norms(
                     push(&l.name, "beta", norm::<1>(grads, b.id)?);
                 }
             }
-            _ => {}
+            other => {
+                // Any other layer: its float parameters in the module's order, named by the
+                // trainable tensors its spec lists (same order and sizes), else `param<k>`.
+                let names: Vec<String> = model
+                    .spec()
+                    .layer_params()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|(n, _)| n == other.name())
+                    .map(|(_, ps)| {
+                        ps.into_iter()
+                            .filter(|p| p.trainable)
+                            .map(|p| p.name.to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (k, (id, rank)) in float_params(other).into_iter().enumerate() {
+                    let n = match rank {
+                        1 => norm::<1>(grads, id)?,
+                        2 => norm::<2>(grads, id)?,
+                        _ => norm::<3>(grads, id)?,
+                    };
+                    let name = names.get(k).cloned().unwrap_or_else(|| format!("param{k}"));
+                    push(other.name(), &name, n);
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// The ids and ranks of a layer's float parameters, in the module's field order.
+fn float_params(layer: &Layer) -> Vec<(ParamId, usize)> {
+    struct Collect(Vec<(ParamId, usize)>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            self.0.push((p.id, D));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    burn::module::Module::visit(layer, &mut c);
+    c.0
 }
 
 /// Cause (2): `widened(x_new)` against `base(x_old)`, same samples.

@@ -750,12 +750,43 @@ fn seed_specs() -> Vec<(&'static str, ModelSpec)> {
         Conv1dConfig::new(2, 3).with_data_format(widen::layers::DataFormat::ChannelsFirst),
     ))
     .push(LayerConfig::GlobalMaxPool1d);
+    // Graphs: branches, merges, several readers of the input, recurrent layers.
+    use widen::layers::zoo;
+    let resnet = zoo::resnet(
+        InputSpec::new(3).with_length(16),
+        2,
+        &zoo::ResNetConfig {
+            filters: vec![4, 8],
+            kernels: [3, 3, 3],
+        },
+    );
+    let inception = zoo::inception_time(
+        InputSpec::new(2).with_length(12),
+        2,
+        &zoo::InceptionTimeConfig {
+            depth: 3,
+            filters: 2,
+            bottleneck: 2,
+            kernels: [5, 3, 1],
+            residual: true,
+        },
+    );
+    let recurrent = ModelSpec::new(InputSpec::new(3).with_length(10))
+        .push(LayerConfig::Conv1d(Conv1dConfig::new(4, 3)))
+        .push(LayerConfig::Lstm(
+            widen::layers::LstmConfig::new(3).with_return_sequences(true),
+        ))
+        .push(LayerConfig::Gru(widen::layers::GruConfig::new(2)))
+        .push(LayerConfig::Dense(DenseConfig::new(2)));
     vec![
         ("keras_ex1(8, 50)", keras_ex1(8, 50)),
         ("keras_ex3(3, 20)", keras_ex3(3, 20)),
         ("mixed layers", mixed),
         ("variable length", variable),
         ("channels first", channels_first),
+        ("resnet graph", resnet),
+        ("inception graph", inception),
+        ("cnn-lstm-gru", recurrent),
     ]
 }
 

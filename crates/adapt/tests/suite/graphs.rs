@@ -409,3 +409,91 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn diagnostics_cover_every_layer_that_reads_the_input() {
+    // A ResNet's input feeds the first conv and the shortcut conv: each channel's kernel norm
+    // counts both slices, computed here from the stored weights.
+    let spec = zoo::resnet(
+        InputSpec::new(3).with_length(16),
+        2,
+        &ResNetConfig {
+            filters: vec![4],
+            kernels: [3, 3, 3],
+        },
+    );
+    let device = Device::flex();
+    let model = Model::new(spec, 5, &device).unwrap();
+    let x = tensor3(&pseudo_random(2 * 16 * 3, 4), [2, 16, 3], &device);
+    let got = widen_adapt::channel_contributions(&model, x.clone()).unwrap();
+    let readers: Vec<String> = model
+        .input_consumers()
+        .iter()
+        .map(|&i| model.layers()[i].name().to_string())
+        .collect();
+    assert_eq!(readers.len(), 2);
+    for ch in 0..3 {
+        let mut sq = 0.0f64;
+        for name in &readers {
+            let w = crate::common::data_values(model.weight(name, "weight").unwrap());
+            let k = w.len() / (4 * 3);
+            for o in 0..4 {
+                for t in 0..k {
+                    sq += (w[(o * 3 + ch) * k + t] as f64).powi(2);
+                }
+            }
+        }
+        assert!(
+            (got[ch].kernel_norm - sq.sqrt()).abs() < 1e-9,
+            "channel {ch}"
+        );
+    }
+    // After `zero`, the new channels feed nothing and the old ones what they fed before.
+    let wide = expand(&model, &ExpandRequest::new(5, Strategy::Zero)).unwrap();
+    let noise = pseudo_random(2 * 16 * 5, 8);
+    let xw = widen_data(
+        &pseudo_random(2 * 16 * 3, 4),
+        2,
+        16,
+        3,
+        5,
+        &[0, 1, 2],
+        |i| noise[i] * SCALE,
+    );
+    let after =
+        widen_adapt::channel_contributions(&wide.model, tensor3(&xw, [2, 16, 5], &device)).unwrap();
+    for ch in 0..3 {
+        assert!((after[ch].contribution - got[ch].contribution).abs() < 1e-6);
+    }
+    assert_eq!(after[3].contribution, 0.0);
+    assert_eq!(after[4].contribution, 0.0);
+}
+
+#[test]
+fn gradient_norms_name_recurrent_tensors() {
+    use burn::optim::GradientsParams;
+    let spec = ModelSpec::new(InputSpec::new(2).with_length(6))
+        .push(LayerConfig::Lstm(LstmConfig::new(3)))
+        .push(LayerConfig::Dense(widen_layers::DenseConfig::new(2)));
+    let device = Device::flex().autodiff();
+    let model = Model::new(spec, 1, &device).unwrap();
+    let x = tensor3(&pseudo_random(2 * 6 * 2, 3), [2, 6, 2], &device);
+    let loss = match model.forward_train(x).unwrap() {
+        Value::Flat(t) => t.sum(),
+        Value::Seq(_) => panic!("flat output expected"),
+    };
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let norms = widen_adapt::gradient_norms(&model, &grads).unwrap();
+    let lstm: Vec<&str> = norms
+        .iter()
+        .filter(|n| n.layer == "lstm")
+        .map(|n| n.param.as_str())
+        .collect();
+    assert_eq!(lstm, ["kernel", "recurrent_kernel", "bias"]);
+    assert!(
+        norms
+            .iter()
+            .filter(|n| n.layer == "lstm")
+            .all(|n| n.norm > 0.0)
+    );
+}

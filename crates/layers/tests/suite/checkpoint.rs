@@ -921,3 +921,51 @@ fn the_smallest_subnormal_scale_round_trips() {
         serde_json::from_str(&serde_json::to_string(&init).unwrap()).unwrap();
     assert_eq!(init, back);
 }
+
+#[test]
+fn graphs_round_trip_through_a_checkpoint() {
+    use widen_layers::zoo;
+    let device = Device::flex();
+    let input_spec = widen_layers::InputSpec::new(3).with_length(20);
+    let specs = [
+        zoo::resnet(
+            input_spec,
+            2,
+            &zoo::ResNetConfig {
+                filters: vec![4, 8],
+                kernels: [5, 3, 3],
+            },
+        ),
+        zoo::inception_time(
+            input_spec,
+            2,
+            &zoo::InceptionTimeConfig {
+                depth: 3,
+                filters: 2,
+                bottleneck: 2,
+                kernels: [7, 5, 3],
+                residual: true,
+            },
+        ),
+    ];
+    let dir = TestDir::new("graphs");
+    for (i, spec) in specs.into_iter().enumerate() {
+        let model = Sequential::new(spec, 3 + i as u64, &device).unwrap();
+        let ckpt = dir.join(&format!("g{i}"));
+        model.save(&ckpt, WeightFormat::Safetensors).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(ckpt.join("model.json")).unwrap()).unwrap();
+        assert_eq!(json["spec"]["input"]["name"], "input_layer");
+        let add = json["spec"]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["type"] == "add")
+            .unwrap();
+        assert_eq!(add["inbound"].as_array().unwrap().len(), 2);
+        let loaded = Sequential::load(&ckpt, &device).unwrap();
+        assert_eq!(loaded.spec(), model.spec());
+        let x = input([2, 20, 3], 4, &device);
+        assert_eq!(output_bits(&loaded, x.clone()), output_bits(&model, x));
+    }
+}
