@@ -7,7 +7,7 @@
 //! channels without a kernel (a merge on the raw input, LayerNormalization) gets a 1×1 adapter
 //! on its edge instead, widened by the same strategy.
 
-use widen_layers::{ChannelRole, FeatureShape, LayerConfig, Model};
+use widen_layers::{ChannelRole, FeatureShape, LayerConfig, Model, ShapeContext};
 
 use crate::AdaptError;
 
@@ -141,8 +141,8 @@ pub fn input_region(model: &Model, allow_grouped: bool) -> Result<InputRegion, A
                     };
                     push(&mut frontier, &mut seen, i, Carried::Flattened { length });
                 }
-                (LayerConfig::Conv1d(c), Carried::Seq) => {
-                    if c.groups > 1 && !allow_grouped {
+                (LayerConfig::Conv1d(c), Carried::Seq) if c.groups > 1 => {
+                    if !allow_grouped {
                         return Err(AdaptError::Groups {
                             name: name.to_string(),
                             groups: c.groups,
@@ -163,56 +163,34 @@ pub fn input_region(model: &Model, allow_grouped: bool) -> Result<InputRegion, A
                         cols: None,
                     });
                 }
-                (LayerConfig::Dense(d), Carried::Pooled) => region.consumers.push(KernelView {
-                    layer: i,
-                    name: name.to_string(),
-                    param: "weight",
-                    outer: 1,
-                    inner: d.units,
-                    layout: widen_init::KernelLayout::Keras,
-                    cols: Some(d.units),
-                }),
-                (LayerConfig::Dense(d), Carried::Flattened { length }) => {
-                    region.consumers.push(if channels_last {
-                        KernelView {
-                            layer: i,
-                            name: name.to_string(),
-                            param: "weight",
-                            outer: length,
-                            inner: d.units,
-                            layout: widen_init::KernelLayout::Keras,
-                            cols: Some(d.units),
-                        }
+                (config, carried)
+                    if let Some(k) = config.input_kernel(&ShapeContext {
+                        name,
+                        inputs: &[input_of(model, i)],
+                        data_format: spec.input.data_format,
+                    }) =>
+                {
+                    let layout = if k.keras_layout {
+                        widen_init::KernelLayout::Keras
                     } else {
-                        KernelView {
-                            layer: i,
-                            name: name.to_string(),
-                            param: "weight",
-                            // Rows are `c · L + l`: `[1, C, L · units]`.
-                            outer: 1,
-                            inner: length * d.units,
-                            layout: widen_init::KernelLayout::Keras,
-                            cols: Some(d.units),
-                        }
-                    })
-                }
-                (config, Carried::Seq) if matches!(config.type_tag(), "lstm" | "gru") => {
-                    let inner = match model
-                        .weight_infos()
-                        .iter()
-                        .find(|w| w.layer == name && w.param == "kernel")
-                    {
-                        Some(w) => w.shape.get(1).copied().unwrap_or(0),
-                        None => return Err(cannot(name, kind, "has no input kernel")),
+                        widen_init::KernelLayout::Torch
+                    };
+                    // A 2-D `[rows, cols]` kernel (Keras layout) holds one row per feature.
+                    let cols = k.keras_layout.then_some(k.inner);
+                    let (outer, inner) = match carried {
+                        Carried::Seq | Carried::Pooled => (k.outer, k.inner),
+                        // After Flatten, rows are `l · C + c` (channels-last) or `c · L + l`.
+                        Carried::Flattened { length } if channels_last => (length, k.inner),
+                        Carried::Flattened { length } => (1, length * k.inner),
                     };
                     region.consumers.push(KernelView {
                         layer: i,
                         name: name.to_string(),
-                        param: "kernel",
-                        outer: 1,
+                        param: k.param,
+                        outer,
                         inner,
-                        layout: widen_init::KernelLayout::Keras,
-                        cols: Some(inner),
+                        layout,
+                        cols,
                     });
                 }
                 (config, _) => match config.channel_role() {

@@ -282,6 +282,15 @@ impl crate::LayerKind for Conv1d {
     const KERAS_CLASS: &'static str = "Conv1D";
     const STEM: &'static str = "conv1d";
 
+    fn input_kernel(c: &Conv1dConfig, _: &crate::ShapeContext) -> Option<crate::InputKernel> {
+        // A grouped kernel reads each channel with one group's filters only: no plain view.
+        (c.groups == 1).then_some(crate::InputKernel {
+            param: "weight",
+            outer: c.filters,
+            inner: c.kernel_size,
+            keras_layout: false,
+        })
+    }
     fn output_shape(
         c: &Conv1dConfig,
         cx: &crate::ShapeContext,

@@ -135,6 +135,14 @@ impl crate::LayerKind for Dense {
     const KERAS_CLASS: &'static str = "Dense";
     const STEM: &'static str = "dense";
 
+    fn input_kernel(c: &DenseConfig, _: &crate::ShapeContext) -> Option<crate::InputKernel> {
+        Some(crate::InputKernel {
+            param: "weight",
+            outer: 1,
+            inner: c.units,
+            keras_layout: true,
+        })
+    }
     fn output_shape(
         c: &DenseConfig,
         cx: &crate::ShapeContext,

@@ -142,6 +142,21 @@ pub enum ChannelRole {
     Mixes,
 }
 
+/// Where a channel-mixing layer's kernel reads its input's channels: the stored tensor
+/// `param`, viewed row-major as `[outer, channels, inner]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputKernel {
+    /// The stored tensor (`weight`, `kernel`).
+    pub param: &'static str,
+    /// Product of the axes before the channel axis.
+    pub outer: usize,
+    /// Product of the axes after it.
+    pub inner: usize,
+    /// Stored in Keras' `[in, out]` layout (`true`) or PyTorch's `[out, in, k]` (`false`):
+    /// which fans a new slice is drawn with.
+    pub keras_layout: bool,
+}
+
 /// Everything the model needs to know about one layer type. Implemented by the built module;
 /// the configuration-side functions take the module's `Config` so they work before anything is
 /// allocated (shape inference, checkpoint checks, memory estimates).
@@ -160,6 +175,11 @@ pub trait LayerKind: Sized {
     /// How the layer treats its input's channels (see [`ChannelRole`]).
     fn channel_role(_config: &Self::Config) -> ChannelRole {
         ChannelRole::Mixes
+    }
+    /// The kernel that reads the input's channels, for layers that mix them through one
+    /// (convolutions, Dense, recurrent input kernels); `None` for the rest.
+    fn input_kernel(_config: &Self::Config, _cx: &ShapeContext) -> Option<InputKernel> {
+        None
     }
     /// The output shape, or why the layer cannot take these inputs.
     fn output_shape(config: &Self::Config, cx: &ShapeContext) -> Result<FeatureShape, LayerError>;

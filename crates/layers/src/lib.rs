@@ -40,7 +40,9 @@ pub use checkpoint::{CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MODEL_FILE, WeightFo
 pub use conv1d::{Conv1d, Conv1dConfig, PaddingMode};
 pub use dense::{Dense, DenseConfig};
 pub use error::LayerError;
-pub use layer::{Arity, BuildContext, ChannelRole, LayerKind, ParamInfo, ShapeContext};
+pub use layer::{
+    Arity, BuildContext, ChannelRole, InputKernel, LayerKind, ParamInfo, ShapeContext,
+};
 pub use layer_norm::{LayerNorm, LayerNormConfig};
 pub use merge::{
     Add, Average, Concatenate, ConcatenateConfig, Maximum, MergeConfig, Minimum, Multiply, Subtract,

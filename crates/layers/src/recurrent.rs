@@ -382,6 +382,15 @@ impl crate::LayerKind for Lstm {
     const KERAS_CLASS: &'static str = "LSTM";
     const STEM: &'static str = "lstm";
 
+    fn input_kernel(c: &LstmConfig, _: &ShapeContext) -> Option<crate::InputKernel> {
+        Some(crate::InputKernel {
+            param: "kernel",
+            outer: 1,
+            inner: c.units.saturating_mul(4),
+            keras_layout: true,
+        })
+    }
+
     fn output_shape(c: &LstmConfig, cx: &ShapeContext) -> Result<FeatureShape, LayerError> {
         c.validate(cx.name)?;
         recurrent_output(cx, c.units, c.return_sequences)
@@ -686,6 +695,15 @@ impl crate::LayerKind for Gru {
     type Config = GruConfig;
     const KERAS_CLASS: &'static str = "GRU";
     const STEM: &'static str = "gru";
+
+    fn input_kernel(c: &GruConfig, _: &ShapeContext) -> Option<crate::InputKernel> {
+        Some(crate::InputKernel {
+            param: "kernel",
+            outer: 1,
+            inner: c.units.saturating_mul(3),
+            keras_layout: true,
+        })
+    }
 
     fn output_shape(c: &GruConfig, cx: &ShapeContext) -> Result<FeatureShape, LayerError> {
         c.validate(cx.name)?;

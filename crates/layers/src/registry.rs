@@ -6,7 +6,9 @@ use burn::module::Module;
 use burn::tensor::TensorData;
 use serde::{Deserialize, Serialize};
 
-use crate::layer::{Arity, BuildContext, ChannelRole, LayerKind, ParamInfo, ShapeContext};
+use crate::layer::{
+    Arity, BuildContext, ChannelRole, InputKernel, LayerKind, ParamInfo, ShapeContext,
+};
 use crate::{FeatureShape, LayerError, Mode, Value};
 
 macro_rules! layer_registry {
@@ -69,6 +71,13 @@ macro_rules! layer_registry {
                 match self {
                     $( Self::$variant(c) => <$module as LayerKind>::channel_role(c), )*
                     $( Self::$uvariant => <$umodule as LayerKind>::channel_role(&()), )*
+                }
+            }
+            /// The kernel that reads the input's channels, if the layer has one.
+            pub fn input_kernel(&self, cx: &ShapeContext) -> Option<InputKernel> {
+                match self {
+                    $( Self::$variant(c) => <$module as LayerKind>::input_kernel(c, cx), )*
+                    $( Self::$uvariant => <$umodule as LayerKind>::input_kernel(&(), cx), )*
                 }
             }
             /// The output shape for these inputs, or why the layer cannot take them.
