@@ -192,11 +192,7 @@ impl crate::LayerKind for Dense {
     }
 
     fn weight(&self, param: &str) -> Result<burn::tensor::TensorData, LayerError> {
-        match (param, &self.bias) {
-            ("weight", _) => Ok(self.weight.val().into_data()),
-            ("bias", Some(b)) => Ok(b.val().into_data()),
-            _ => Err(crate::layer::unknown_param(&self.name, param)),
-        }
+        crate::weights::kernel_or_bias(&self.name, &self.weight, self.bias.as_ref(), param)
     }
 
     fn set_weight(
@@ -204,10 +200,7 @@ impl crate::LayerKind for Dense {
         param: &str,
         data: burn::tensor::TensorData,
     ) -> Result<(), LayerError> {
-        match (param, &mut self.bias) {
-            ("weight", _) => crate::weights::set_param(&mut self.weight, &self.name, param, data),
-            ("bias", Some(b)) => crate::weights::set_param(b, &self.name, param, data),
-            _ => Err(crate::layer::unknown_param(&self.name, param)),
-        }
+        let bias = self.bias.as_mut();
+        crate::weights::set_kernel_or_bias(&self.name, &mut self.weight, bias, param, data)
     }
 }

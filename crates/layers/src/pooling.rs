@@ -209,120 +209,82 @@ fn global_shape(cx: &crate::ShapeContext) -> Result<crate::FeatureShape, LayerEr
     Ok(crate::FeatureShape::Flat { features: channels })
 }
 
-impl crate::LayerKind for MaxPool1d {
-    type Config = PoolConfig;
-    const KERAS_CLASS: &'static str = "MaxPooling1D";
-    const STEM: &'static str = "max_pooling1d";
+/// The `LayerKind` of a pooling layer: its shape rule, how it is built and what it returns.
+macro_rules! pool_kind {
+    ($ty:ident, $config:ty, $class:literal, $stem:literal, $shape:expr, $build:expr, $out:ident) => {
+        impl crate::LayerKind for $ty {
+            type Config = $config;
+            const KERAS_CLASS: &'static str = $class;
+            const STEM: &'static str = $stem;
 
-    fn channel_role(_: &PoolConfig) -> crate::ChannelRole {
-        crate::ChannelRole::Local
-    }
-    fn output_shape(
-        c: &PoolConfig,
-        cx: &crate::ShapeContext,
-    ) -> Result<crate::FeatureShape, LayerError> {
-        windowed_shape(c, cx)
-    }
-    fn build(c: &PoolConfig, cx: &crate::BuildContext) -> Result<Self, LayerError> {
-        Self::new(cx.shape.name, c.clone())
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn forward(
-        &self,
-        inputs: Vec<crate::Value>,
-        _mode: crate::Mode,
-    ) -> Result<crate::Value, LayerError> {
-        let x = crate::layer::single_seq(&self.name, inputs)?;
-        Ok(crate::Value::Seq(MaxPool1d::forward(self, x)?))
-    }
+            fn channel_role(_: &$config) -> crate::ChannelRole {
+                crate::ChannelRole::Local
+            }
+            fn output_shape(
+                c: &$config,
+                cx: &crate::ShapeContext,
+            ) -> Result<crate::FeatureShape, LayerError> {
+                $shape(c, cx)
+            }
+            fn build(c: &$config, cx: &crate::BuildContext) -> Result<Self, LayerError> {
+                $build(c, cx.shape.name)
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn forward(
+                &self,
+                inputs: Vec<crate::Value>,
+                _mode: crate::Mode,
+            ) -> Result<crate::Value, LayerError> {
+                let x = crate::layer::single_seq(&self.name, inputs)?;
+                Ok(crate::Value::$out($ty::forward(self, x)?))
+            }
+        }
+    };
 }
 
-impl crate::LayerKind for AvgPool1d {
-    type Config = PoolConfig;
-    const KERAS_CLASS: &'static str = "AveragePooling1D";
-    const STEM: &'static str = "average_pooling1d";
-
-    fn channel_role(_: &PoolConfig) -> crate::ChannelRole {
-        crate::ChannelRole::Local
-    }
-    fn output_shape(
-        c: &PoolConfig,
-        cx: &crate::ShapeContext,
-    ) -> Result<crate::FeatureShape, LayerError> {
-        windowed_shape(c, cx)
-    }
-    fn build(c: &PoolConfig, cx: &crate::BuildContext) -> Result<Self, LayerError> {
-        Self::new(cx.shape.name, c.clone())
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn forward(
-        &self,
-        inputs: Vec<crate::Value>,
-        _mode: crate::Mode,
-    ) -> Result<crate::Value, LayerError> {
-        let x = crate::layer::single_seq(&self.name, inputs)?;
-        Ok(crate::Value::Seq(AvgPool1d::forward(self, x)?))
-    }
+fn global_shape_of(_: &(), cx: &crate::ShapeContext) -> Result<crate::FeatureShape, LayerError> {
+    global_shape(cx)
 }
 
-impl crate::LayerKind for GlobalMaxPool1d {
-    type Config = ();
-    const KERAS_CLASS: &'static str = "GlobalMaxPooling1D";
-    const STEM: &'static str = "global_max_pooling1d";
-
-    fn channel_role(_: &()) -> crate::ChannelRole {
-        crate::ChannelRole::Local
-    }
-    fn output_shape(_: &(), cx: &crate::ShapeContext) -> Result<crate::FeatureShape, LayerError> {
-        global_shape(cx)
-    }
-    fn build(_: &(), cx: &crate::BuildContext) -> Result<Self, LayerError> {
-        Ok(Self {
-            name: cx.shape.name.to_string(),
-        })
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn forward(
-        &self,
-        inputs: Vec<crate::Value>,
-        _mode: crate::Mode,
-    ) -> Result<crate::Value, LayerError> {
-        let x = crate::layer::single_seq(&self.name, inputs)?;
-        Ok(crate::Value::Flat(GlobalMaxPool1d::forward(self, x)?))
-    }
-}
-
-impl crate::LayerKind for GlobalAvgPool1d {
-    type Config = ();
-    const KERAS_CLASS: &'static str = "GlobalAveragePooling1D";
-    const STEM: &'static str = "global_average_pooling1d";
-
-    fn channel_role(_: &()) -> crate::ChannelRole {
-        crate::ChannelRole::Local
-    }
-    fn output_shape(_: &(), cx: &crate::ShapeContext) -> Result<crate::FeatureShape, LayerError> {
-        global_shape(cx)
-    }
-    fn build(_: &(), cx: &crate::BuildContext) -> Result<Self, LayerError> {
-        Ok(Self {
-            name: cx.shape.name.to_string(),
-        })
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn forward(
-        &self,
-        inputs: Vec<crate::Value>,
-        _mode: crate::Mode,
-    ) -> Result<crate::Value, LayerError> {
-        let x = crate::layer::single_seq(&self.name, inputs)?;
-        Ok(crate::Value::Flat(GlobalAvgPool1d::forward(self, x)?))
-    }
-}
+pool_kind!(
+    MaxPool1d,
+    PoolConfig,
+    "MaxPooling1D",
+    "max_pooling1d",
+    windowed_shape,
+    |c: &PoolConfig, name: &str| MaxPool1d::new(name, c.clone()),
+    Seq
+);
+pool_kind!(
+    AvgPool1d,
+    PoolConfig,
+    "AveragePooling1D",
+    "average_pooling1d",
+    windowed_shape,
+    |c: &PoolConfig, name: &str| AvgPool1d::new(name, c.clone()),
+    Seq
+);
+pool_kind!(
+    GlobalMaxPool1d,
+    (),
+    "GlobalMaxPooling1D",
+    "global_max_pooling1d",
+    global_shape_of,
+    |_: &(), name: &str| Ok(GlobalMaxPool1d {
+        name: name.to_string()
+    }),
+    Flat
+);
+pool_kind!(
+    GlobalAvgPool1d,
+    (),
+    "GlobalAveragePooling1D",
+    "global_average_pooling1d",
+    global_shape_of,
+    |_: &(), name: &str| Ok(GlobalAvgPool1d {
+        name: name.to_string()
+    }),
+    Flat
+);

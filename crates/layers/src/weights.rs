@@ -76,3 +76,32 @@ pub(crate) fn set_state(
     *slot = RunningState::new(t);
     Ok(())
 }
+
+/// Reads `weight` or `bias` of a kernel-and-bias layer (Conv1D, Dense).
+pub(crate) fn kernel_or_bias<const D: usize>(
+    layer: &str,
+    weight: &Param<Tensor<D>>,
+    bias: Option<&Param<Tensor<1>>>,
+    param: &str,
+) -> Result<TensorData, LayerError> {
+    match (param, bias) {
+        ("weight", _) => Ok(weight.val().into_data()),
+        ("bias", Some(b)) => Ok(b.val().into_data()),
+        _ => Err(crate::layer::unknown_param(layer, param)),
+    }
+}
+
+/// Replaces `weight` or `bias` of a kernel-and-bias layer (Conv1D, Dense).
+pub(crate) fn set_kernel_or_bias<const D: usize>(
+    layer: &str,
+    weight: &mut Param<Tensor<D>>,
+    bias: Option<&mut Param<Tensor<1>>>,
+    param: &str,
+    data: TensorData,
+) -> Result<(), LayerError> {
+    match (param, bias) {
+        ("weight", _) => set_param(weight, layer, param, data),
+        ("bias", Some(b)) => set_param(b, layer, param, data),
+        _ => Err(crate::layer::unknown_param(layer, param)),
+    }
+}
