@@ -25,53 +25,298 @@ fn orthogonal() -> Initializer {
     Initializer::Orthogonal { gain: 1.0 }
 }
 
-/// Checks what LSTM and GRU configurations share: `gates · units` must fit, activations and
-/// initializers must be usable.
-fn check_recurrent(
-    name: &str,
-    units: usize,
+/// What an LSTM and a GRU configuration have in common, borrowed, with the layer's gate count
+/// (the kernels are `gates · units` wide).
+struct Shared<'a> {
     gates: usize,
-    activation: &Activation,
-    recurrent_activation: &Activation,
-    initializers: [(&str, &Initializer); 3],
-) -> Result<(), LayerError> {
-    if units == 0 {
-        return Err(LayerError::config(name, "units must be > 0, got 0"));
-    }
-    if units.checked_mul(gates).is_none() {
-        return Err(LayerError::config(
-            name,
-            format!("units = {units} is too large ({gates} gates × units overflows a size)"),
-        ));
-    }
-    activation
-        .validate()
-        .map_err(|r| LayerError::config(name, format!("activation: {r}")))?;
-    recurrent_activation
-        .validate()
-        .map_err(|r| LayerError::config(name, format!("recurrent_activation: {r}")))?;
-    for (what, init) in initializers {
-        init.validate()
-            .map_err(|e| LayerError::config(name, format!("{what}: {e}")))?;
-    }
-    Ok(())
+    units: usize,
+    activation: &'a Activation,
+    recurrent_activation: &'a Activation,
+    use_bias: bool,
+    return_sequences: bool,
+    kernel_initializer: &'a Initializer,
+    recurrent_initializer: &'a Initializer,
+    bias_initializer: &'a Initializer,
 }
 
-/// The output shape of a recurrent layer of `units` on the context's sequence.
-fn recurrent_output(
-    cx: &ShapeContext,
-    units: usize,
-    return_sequences: bool,
-) -> Result<FeatureShape, LayerError> {
-    let (_, length) = cx.seq()?;
-    Ok(if return_sequences {
-        FeatureShape::Seq {
-            channels: units,
-            length,
+impl Shared<'_> {
+    /// `gates · units`, saturating (exact once [`Self::validate`] passed).
+    fn width(&self) -> usize {
+        self.units.saturating_mul(self.gates)
+    }
+
+    /// Checks what LSTM and GRU configurations share: `gates · units` must fit, activations and
+    /// initializers must be usable.
+    fn validate(&self, name: &str) -> Result<(), LayerError> {
+        let (units, gates) = (self.units, self.gates);
+        if units == 0 {
+            return Err(LayerError::config(name, "units must be > 0, got 0"));
         }
-    } else {
-        FeatureShape::Flat { features: units }
-    })
+        if units.checked_mul(gates).is_none() {
+            return Err(LayerError::config(
+                name,
+                format!("units = {units} is too large ({gates} gates × units overflows a size)"),
+            ));
+        }
+        self.activation
+            .validate()
+            .map_err(|r| LayerError::config(name, format!("activation: {r}")))?;
+        self.recurrent_activation
+            .validate()
+            .map_err(|r| LayerError::config(name, format!("recurrent_activation: {r}")))?;
+        let initializers = [
+            ("kernel_initializer", self.kernel_initializer),
+            ("recurrent_initializer", self.recurrent_initializer),
+            ("bias_initializer", self.bias_initializer),
+        ];
+        for (what, init) in initializers {
+            init.validate()
+                .map_err(|e| LayerError::config(name, format!("{what}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Validates, then draws `kernel` `[channels, gates·units]` and `recurrent_kernel`
+    /// `[units, gates·units]` from the seed's parameter streams 0 and 1.
+    fn kernels(
+        &self,
+        name: &str,
+        channels: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<(Tensor<2>, Tensor<2>), LayerError> {
+        self.validate(name)?;
+        if channels == 0 {
+            return Err(LayerError::config(name, "input channels must be > 0"));
+        }
+        let w = self.width();
+        let kernel = draw(
+            name,
+            self.kernel_initializer,
+            [channels, w],
+            crate::param_seed(seed, 0),
+            device,
+        )?;
+        let recurrent_kernel = draw(
+            name,
+            self.recurrent_initializer,
+            [self.units, w],
+            crate::param_seed(seed, 1),
+            device,
+        )?;
+        Ok((kernel, recurrent_kernel))
+    }
+
+    /// A bias (or a piece of one) of `shape`, drawn with the bias initializer from the seed's
+    /// parameter stream `stream`.
+    fn bias<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+        seed: u64,
+        stream: u64,
+        device: &Device,
+    ) -> Result<Tensor<D>, LayerError> {
+        let seed = crate::param_seed(seed, stream);
+        draw(name, self.bias_initializer, shape, seed, device)
+    }
+
+    /// Where the input kernel reads the input's channels.
+    fn input_kernel(&self) -> crate::InputKernel {
+        crate::InputKernel {
+            param: "kernel",
+            outer: 1,
+            inner: self.width(),
+            keras_layout: true,
+        }
+    }
+
+    /// The output shape of the layer on the context's sequence.
+    fn output_shape(&self, cx: &ShapeContext) -> Result<FeatureShape, LayerError> {
+        self.validate(cx.name)?;
+        let (_, length) = cx.seq()?;
+        Ok(if self.return_sequences {
+            FeatureShape::Seq {
+                channels: self.units,
+                length,
+            }
+        } else {
+            FeatureShape::Flat {
+                features: self.units,
+            }
+        })
+    }
+
+    /// `kernel`, `recurrent_kernel` and, with a bias, `bias` of `bias_shape`.
+    fn params(&self, cx: &ShapeContext, bias_shape: Vec<usize>) -> Vec<ParamInfo> {
+        let w = self.width();
+        let mut v = vec![
+            ParamInfo::trained("kernel", vec![cx.features(), w]),
+            ParamInfo::trained("recurrent_kernel", vec![self.units, w]),
+        ];
+        if self.use_bias {
+            v.push(ParamInfo::trained("bias", bias_shape));
+        }
+        v
+    }
+}
+
+/// The constructor, builders, check and `init` an LSTM and a GRU configuration share: `$gates`
+/// gates, `$extra` the boolean field only that one has (default true), `$activation_doc` what
+/// its `activation` is for. The config supplies `initial_bias` (its bias layout).
+macro_rules! recurrent_config {
+    ($config:ident, $layer:ident, $gates:literal, $extra:ident, $activation_doc:literal) => {
+        impl $config {
+            /// `units` hidden units, Keras defaults.
+            pub fn new(units: usize) -> Self {
+                Self {
+                    units,
+                    activation: Activation::Tanh,
+                    recurrent_activation: Activation::Sigmoid,
+                    use_bias: true,
+                    return_sequences: false,
+                    $extra: true,
+                    kernel_initializer: crate::default_kernel_init(),
+                    recurrent_initializer: orthogonal(),
+                    bias_initializer: crate::default_bias_init(),
+                }
+            }
+            /// Returns every step's hidden state, or only the last.
+            pub fn with_return_sequences(mut self, return_sequences: bool) -> Self {
+                self.return_sequences = return_sequences;
+                self
+            }
+            #[doc = $activation_doc]
+            pub fn with_activation(mut self, activation: Activation) -> Self {
+                self.activation = activation;
+                self
+            }
+            /// Sets the gates' activation.
+            pub fn with_recurrent_activation(mut self, activation: Activation) -> Self {
+                self.recurrent_activation = activation;
+                self
+            }
+            /// Turns the bias on or off.
+            pub fn with_bias(mut self, use_bias: bool) -> Self {
+                self.use_bias = use_bias;
+                self
+            }
+
+            /// Checks units, activations and initializers.
+            pub fn validate(&self, name: &str) -> Result<(), LayerError> {
+                self.shared().validate(name)
+            }
+
+            /// Builds the layer for `channels` input features per step.
+            pub fn init(
+                &self,
+                name: &str,
+                channels: usize,
+                seed: u64,
+                device: &Device,
+            ) -> Result<$layer, LayerError> {
+                let (kernel, recurrent_kernel) =
+                    self.shared().kernels(name, channels, seed, device)?;
+                let bias = self.initial_bias(name, seed, device)?;
+                Ok($layer {
+                    kernel: Param::from_tensor(kernel),
+                    recurrent_kernel: Param::from_tensor(recurrent_kernel),
+                    bias: bias.map(Param::from_tensor),
+                    config: self.clone(),
+                    name: name.to_string(),
+                })
+            }
+
+            /// The fields both configurations have, with the gate count.
+            fn shared(&self) -> Shared<'_> {
+                Shared {
+                    gates: $gates,
+                    units: self.units,
+                    activation: &self.activation,
+                    recurrent_activation: &self.recurrent_activation,
+                    use_bias: self.use_bias,
+                    return_sequences: self.return_sequences,
+                    kernel_initializer: &self.kernel_initializer,
+                    recurrent_initializer: &self.recurrent_initializer,
+                    bias_initializer: &self.bias_initializer,
+                }
+            }
+        }
+    };
+}
+
+/// `in_channels`, `forward_seq` and the `LayerKind` of a recurrent layer. The layer supplies
+/// `run_cells` (its gate equations, on a checked input), `bias_data` and `set_bias` (how its bias
+/// is exchanged); its config `init` and `bias_shape`.
+macro_rules! recurrent_kind {
+    ($ty:ident, $config:ident, $class:literal, $stem:literal) => {
+        impl $ty {
+            /// Input channels the layer was built for.
+            pub fn in_channels(&self) -> usize {
+                self.kernel.dims()[0]
+            }
+
+            /// Runs the layer on `[batch, channels, length]` (channels-first):
+            /// `[batch, units, length]` with `return_sequences`, else `[batch, units]`.
+            pub fn forward_seq(&self, x: Tensor<3>) -> Result<Value, LayerError> {
+                check_input(&self.name, x.dims(), self.in_channels())?;
+                self.run_cells(x)
+            }
+        }
+
+        impl crate::LayerKind for $ty {
+            type Config = $config;
+            const KERAS_CLASS: &'static str = $class;
+            const STEM: &'static str = $stem;
+
+            fn input_kernel(c: &$config, _: &ShapeContext) -> Option<crate::InputKernel> {
+                Some(c.shared().input_kernel())
+            }
+
+            fn output_shape(c: &$config, cx: &ShapeContext) -> Result<FeatureShape, LayerError> {
+                c.shared().output_shape(cx)
+            }
+
+            fn params(c: &$config, cx: &ShapeContext) -> Vec<ParamInfo> {
+                c.shared().params(cx, c.bias_shape())
+            }
+
+            fn build(c: &$config, cx: &BuildContext) -> Result<Self, LayerError> {
+                let (channels, _) = cx.shape.seq()?;
+                c.init(cx.shape.name, channels, cx.seed, cx.device)
+            }
+
+            fn name(&self) -> &str {
+                &self.name
+            }
+
+            fn forward(&self, inputs: Vec<Value>, _mode: Mode) -> Result<Value, LayerError> {
+                let x = crate::layer::single_seq(&self.name, inputs)?;
+                self.forward_seq(x)
+            }
+
+            fn weight(&self, param: &str) -> Result<TensorData, LayerError> {
+                match (param, &self.bias) {
+                    ("kernel", _) => Ok(self.kernel.val().into_data()),
+                    ("recurrent_kernel", _) => Ok(self.recurrent_kernel.val().into_data()),
+                    ("bias", Some(b)) => Ok(Self::bias_data(&self.config, b)),
+                    _ => Err(unknown_param(&self.name, param)),
+                }
+            }
+
+            fn set_weight(&mut self, param: &str, data: TensorData) -> Result<(), LayerError> {
+                let name = self.name.as_str();
+                match (param, &mut self.bias) {
+                    ("kernel", _) => crate::weights::set_param(&mut self.kernel, name, param, data),
+                    ("recurrent_kernel", _) => {
+                        crate::weights::set_param(&mut self.recurrent_kernel, name, param, data)
+                    }
+                    ("bias", Some(b)) => Self::set_bias(&self.config, b, name, data),
+                    _ => Err(unknown_param(name, param)),
+                }
+            }
+        }
+    };
 }
 
 /// Draws a tensor of `shape` with `init`, fans from the shape itself in Keras layout (as Keras
@@ -134,14 +379,27 @@ fn gate(z: &Tensor<2>, gate: usize, units: usize) -> Tensor<2> {
     z.clone().narrow(1, gate * units, units)
 }
 
-/// The layer's result from its hidden states: all steps as `[batch, units, length]`
-/// (channels-first), or the last.
-fn finish(
+/// Runs `cell` over the steps of the projected inputs `xs` `[batch, length, width]`: it takes
+/// the step's slice and the state so far (`None` at the first step) and gives the next state,
+/// whose hidden output `hidden` reads. The layer's result: every step's hidden output as
+/// `[batch, units, length]` (channels-first) with `return_sequences`, else the last.
+fn run_steps<S>(
     name: &str,
-    outputs: Vec<Tensor<2>>,
-    last: Option<Tensor<2>>,
+    xs: &Tensor<3>,
     return_sequences: bool,
+    mut cell: impl FnMut(Tensor<2>, Option<S>) -> S,
+    hidden: impl Fn(&S) -> Tensor<2>,
 ) -> Result<Value, LayerError> {
+    let l = xs.dims()[1];
+    let mut state: Option<S> = None;
+    let mut outputs = Vec::with_capacity(if return_sequences { l } else { 0 });
+    for t in 0..l {
+        let next = cell(step(xs, t), state.take());
+        if return_sequences {
+            outputs.push(hidden(&next));
+        }
+        state = Some(next);
+    }
     if return_sequences {
         let steps: Vec<Tensor<3>> = outputs
             .into_iter()
@@ -155,7 +413,10 @@ fn finish(
         }
         Ok(Value::Seq(Tensor::cat(steps, 2)))
     } else {
-        last.map(Value::Flat)
+        state
+            .as_ref()
+            .map(hidden)
+            .map(Value::Flat)
             .ok_or_else(|| LayerError::config(name, "no time steps to return"))
     }
 }
@@ -192,124 +453,44 @@ pub struct LstmConfig {
     pub bias_initializer: Initializer,
 }
 
+recurrent_config!(
+    LstmConfig,
+    Lstm,
+    4,
+    unit_forget_bias,
+    "Sets the cell/output activation."
+);
+
 impl LstmConfig {
-    /// `units` hidden units, Keras defaults.
-    pub fn new(units: usize) -> Self {
-        Self {
-            units,
-            activation: Activation::Tanh,
-            recurrent_activation: Activation::Sigmoid,
-            use_bias: true,
-            return_sequences: false,
-            unit_forget_bias: true,
-            kernel_initializer: crate::default_kernel_init(),
-            recurrent_initializer: orthogonal(),
-            bias_initializer: crate::default_bias_init(),
-        }
-    }
-    /// Returns every step's hidden state, or only the last.
-    pub fn with_return_sequences(mut self, return_sequences: bool) -> Self {
-        self.return_sequences = return_sequences;
-        self
-    }
-    /// Sets the cell/output activation.
-    pub fn with_activation(mut self, activation: Activation) -> Self {
-        self.activation = activation;
-        self
-    }
-    /// Sets the gates' activation.
-    pub fn with_recurrent_activation(mut self, activation: Activation) -> Self {
-        self.recurrent_activation = activation;
-        self
-    }
-    /// Turns the bias on or off.
-    pub fn with_bias(mut self, use_bias: bool) -> Self {
-        self.use_bias = use_bias;
-        self
-    }
     /// Turns the unit forget-gate bias on or off.
     pub fn with_unit_forget_bias(mut self, unit_forget_bias: bool) -> Self {
         self.unit_forget_bias = unit_forget_bias;
         self
     }
 
-    /// Checks units, activations and initializers.
-    pub fn validate(&self, name: &str) -> Result<(), LayerError> {
-        check_recurrent(
-            name,
-            self.units,
-            4,
-            &self.activation,
-            &self.recurrent_activation,
-            [
-                ("kernel_initializer", &self.kernel_initializer),
-                ("recurrent_initializer", &self.recurrent_initializer),
-                ("bias_initializer", &self.bias_initializer),
-            ],
-        )
+    /// The stored bias shape: `[4·units]`.
+    fn bias_shape(&self) -> Vec<usize> {
+        vec![self.units.saturating_mul(4)]
     }
 
-    /// Builds the layer for `channels` input features per step.
-    pub fn init(
+    /// The initial bias `[4·units]`, if any: Keras' unit forget bias or one draw.
+    fn initial_bias(
         &self,
         name: &str,
-        channels: usize,
         seed: u64,
         device: &Device,
-    ) -> Result<Lstm, LayerError> {
-        self.validate(name)?;
-        if channels == 0 {
-            return Err(LayerError::config(name, "input channels must be > 0"));
-        }
+    ) -> Result<Option<Tensor<1>>, LayerError> {
+        let shared = self.shared();
         let u = self.units;
-        let kernel = draw(
-            name,
-            &self.kernel_initializer,
-            [channels, 4 * u],
-            crate::param_seed(seed, 0),
-            device,
-        )?;
-        let recurrent_kernel = draw(
-            name,
-            &self.recurrent_initializer,
-            [u, 4 * u],
-            crate::param_seed(seed, 1),
-            device,
-        )?;
-        let bias = if !self.use_bias {
+        Ok(if !self.use_bias {
             None
         } else if self.unit_forget_bias {
             // Keras: bias_initializer((U,)), ones((U,)), bias_initializer((2U,)).
-            let input = draw(
-                name,
-                &self.bias_initializer,
-                [u],
-                crate::param_seed(seed, 2),
-                device,
-            )?;
-            let rest = draw(
-                name,
-                &self.bias_initializer,
-                [2 * u],
-                crate::param_seed(seed, 3),
-                device,
-            )?;
+            let input = shared.bias(name, [u], seed, 2, device)?;
+            let rest = shared.bias(name, [2 * u], seed, 3, device)?;
             Some(Tensor::cat(vec![input, Tensor::ones([u], device), rest], 0))
         } else {
-            Some(draw(
-                name,
-                &self.bias_initializer,
-                [4 * u],
-                crate::param_seed(seed, 2),
-                device,
-            )?)
-        };
-        Ok(Lstm {
-            kernel: Param::from_tensor(kernel),
-            recurrent_kernel: Param::from_tensor(recurrent_kernel),
-            bias: bias.map(Param::from_tensor),
-            config: self.clone(),
-            name: name.to_string(),
+            Some(shared.bias(name, [4 * u], seed, 2, device)?)
         })
     }
 }
@@ -332,24 +513,14 @@ pub struct Lstm {
 }
 
 impl Lstm {
-    /// Input channels the layer was built for.
-    pub fn in_channels(&self) -> usize {
-        self.kernel.dims()[0]
-    }
-
-    /// Runs the layer on `[batch, channels, length]` (channels-first): `[batch, units, length]`
-    /// with `return_sequences`, else `[batch, units]`.
-    pub fn forward_seq(&self, x: Tensor<3>) -> Result<Value, LayerError> {
-        check_input(&self.name, x.dims(), self.in_channels())?;
+    /// [`Self::forward_seq`] on a checked input.
+    fn run_cells(&self, x: Tensor<3>) -> Result<Value, LayerError> {
         let u = self.config.units;
-        let l = x.dims()[2];
         let (act, rec) = (self.config.activation, self.config.recurrent_activation);
         let xs = project_inputs(x, self.kernel.val(), self.bias.as_ref().map(Param::val));
         let rk = self.recurrent_kernel.val();
-        let mut state: Option<(Tensor<2>, Tensor<2>)> = None;
-        let mut outputs = Vec::with_capacity(if self.config.return_sequences { l } else { 0 });
-        for t in 0..l {
-            let xt = step(&xs, t);
+        // The state is (h, c).
+        let cell = |xt: Tensor<2>, state: Option<(Tensor<2>, Tensor<2>)>| {
             let z = match &state {
                 Some((h, _)) => xt + h.clone().matmul(rk.clone()),
                 None => xt,
@@ -363,86 +534,34 @@ impl Lstm {
                 None => candidate,
             };
             let h = o * act.apply(c.clone(), 1);
-            if self.config.return_sequences {
-                outputs.push(h.clone());
-            }
-            state = Some((h, c));
-        }
-        finish(
+            (h, c)
+        };
+        run_steps(
             &self.name,
-            outputs,
-            state.map(|(h, _)| h),
+            &xs,
             self.config.return_sequences,
+            cell,
+            |(h, _)| h.clone(),
         )
     }
-}
 
-impl crate::LayerKind for Lstm {
-    type Config = LstmConfig;
-    const KERAS_CLASS: &'static str = "LSTM";
-    const STEM: &'static str = "lstm";
-
-    fn input_kernel(c: &LstmConfig, _: &ShapeContext) -> Option<crate::InputKernel> {
-        Some(crate::InputKernel {
-            param: "kernel",
-            outer: 1,
-            inner: c.units.saturating_mul(4),
-            keras_layout: true,
-        })
+    /// Keras' layout of the bias: as stored.
+    fn bias_data(_: &LstmConfig, b: &Param<Tensor<1>>) -> TensorData {
+        b.val().into_data()
     }
 
-    fn output_shape(c: &LstmConfig, cx: &ShapeContext) -> Result<FeatureShape, LayerError> {
-        c.validate(cx.name)?;
-        recurrent_output(cx, c.units, c.return_sequences)
-    }
-
-    fn params(c: &LstmConfig, cx: &ShapeContext) -> Vec<ParamInfo> {
-        let w = c.units.saturating_mul(4);
-        let mut v = vec![
-            ParamInfo::trained("kernel", vec![cx.features(), w]),
-            ParamInfo::trained("recurrent_kernel", vec![c.units, w]),
-        ];
-        if c.use_bias {
-            v.push(ParamInfo::trained("bias", vec![w]));
-        }
-        v
-    }
-
-    fn build(c: &LstmConfig, cx: &BuildContext) -> Result<Self, LayerError> {
-        let (channels, _) = cx.shape.seq()?;
-        c.init(cx.shape.name, channels, cx.seed, cx.device)
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn forward(&self, inputs: Vec<Value>, _mode: Mode) -> Result<Value, LayerError> {
-        let x = crate::layer::single_seq(&self.name, inputs)?;
-        self.forward_seq(x)
-    }
-
-    fn weight(&self, param: &str) -> Result<TensorData, LayerError> {
-        match (param, &self.bias) {
-            ("kernel", _) => Ok(self.kernel.val().into_data()),
-            ("recurrent_kernel", _) => Ok(self.recurrent_kernel.val().into_data()),
-            ("bias", Some(b)) => Ok(b.val().into_data()),
-            _ => Err(unknown_param(&self.name, param)),
-        }
-    }
-
-    fn set_weight(&mut self, param: &str, data: TensorData) -> Result<(), LayerError> {
-        let name = self.name.as_str();
-        match (param, &mut self.bias) {
-            ("kernel", _) => crate::weights::set_param(&mut self.kernel, name, param, data),
-            ("recurrent_kernel", _) => {
-                crate::weights::set_param(&mut self.recurrent_kernel, name, param, data)
-            }
-            ("bias", Some(b)) => crate::weights::set_param(b, name, param, data),
-            _ => Err(unknown_param(name, param)),
-        }
+    /// Replaces the bias, given in Keras' layout.
+    fn set_bias(
+        _: &LstmConfig,
+        b: &mut Param<Tensor<1>>,
+        name: &str,
+        data: TensorData,
+    ) -> Result<(), LayerError> {
+        crate::weights::set_param(b, name, "bias", data)
     }
 }
+
+recurrent_kind!(Lstm, LstmConfig, "LSTM", "lstm");
 
 /// Configuration of a [`Gru`] layer, Keras names and defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -476,44 +595,18 @@ pub struct GruConfig {
     pub bias_initializer: Initializer,
 }
 
+recurrent_config!(
+    GruConfig,
+    Gru,
+    3,
+    reset_after,
+    "Sets the candidate activation."
+);
+
 impl GruConfig {
-    /// `units` hidden units, Keras defaults.
-    pub fn new(units: usize) -> Self {
-        Self {
-            units,
-            activation: Activation::Tanh,
-            recurrent_activation: Activation::Sigmoid,
-            use_bias: true,
-            return_sequences: false,
-            reset_after: true,
-            kernel_initializer: crate::default_kernel_init(),
-            recurrent_initializer: orthogonal(),
-            bias_initializer: crate::default_bias_init(),
-        }
-    }
-    /// Returns every step's hidden state, or only the last.
-    pub fn with_return_sequences(mut self, return_sequences: bool) -> Self {
-        self.return_sequences = return_sequences;
-        self
-    }
     /// Sets the reset-gate convention.
     pub fn with_reset_after(mut self, reset_after: bool) -> Self {
         self.reset_after = reset_after;
-        self
-    }
-    /// Sets the candidate activation.
-    pub fn with_activation(mut self, activation: Activation) -> Self {
-        self.activation = activation;
-        self
-    }
-    /// Sets the gates' activation.
-    pub fn with_recurrent_activation(mut self, activation: Activation) -> Self {
-        self.recurrent_activation = activation;
-        self
-    }
-    /// Turns the bias on or off.
-    pub fn with_bias(mut self, use_bias: bool) -> Self {
-        self.use_bias = use_bias;
         self
     }
 
@@ -527,69 +620,20 @@ impl GruConfig {
         }
     }
 
-    /// Checks units, activations and initializers.
-    pub fn validate(&self, name: &str) -> Result<(), LayerError> {
-        check_recurrent(
-            name,
-            self.units,
-            3,
-            &self.activation,
-            &self.recurrent_activation,
-            [
-                ("kernel_initializer", &self.kernel_initializer),
-                ("recurrent_initializer", &self.recurrent_initializer),
-                ("bias_initializer", &self.bias_initializer),
-            ],
-        )
-    }
-
-    /// Builds the layer for `channels` input features per step.
-    pub fn init(
+    /// The initial bias, if any: `[2, 3·units]` with `reset_after`, else `[1, 3·units]` (one
+    /// draw of Keras' `[3·units]`).
+    fn initial_bias(
         &self,
         name: &str,
-        channels: usize,
         seed: u64,
         device: &Device,
-    ) -> Result<Gru, LayerError> {
-        self.validate(name)?;
-        if channels == 0 {
-            return Err(LayerError::config(name, "input channels must be > 0"));
-        }
-        let u = self.units;
-        let kernel = draw(
-            name,
-            &self.kernel_initializer,
-            [channels, 3 * u],
-            crate::param_seed(seed, 0),
-            device,
-        )?;
-        let recurrent_kernel = draw(
-            name,
-            &self.recurrent_initializer,
-            [u, 3 * u],
-            crate::param_seed(seed, 1),
-            device,
-        )?;
-        let bias_seed = crate::param_seed(seed, 2);
-        let bias = match (self.use_bias, self.reset_after) {
+    ) -> Result<Option<Tensor<2>>, LayerError> {
+        let shared = self.shared();
+        let w = 3 * self.units;
+        Ok(match (self.use_bias, self.reset_after) {
             (false, _) => None,
-            (true, true) => Some(draw(
-                name,
-                &self.bias_initializer,
-                [2, 3 * u],
-                bias_seed,
-                device,
-            )?),
-            (true, false) => Some(
-                draw(name, &self.bias_initializer, [3 * u], bias_seed, device)?.reshape([1, 3 * u]),
-            ),
-        };
-        Ok(Gru {
-            kernel: Param::from_tensor(kernel),
-            recurrent_kernel: Param::from_tensor(recurrent_kernel),
-            bias: bias.map(Param::from_tensor),
-            config: self.clone(),
-            name: name.to_string(),
+            (true, true) => Some(shared.bias(name, [2, w], seed, 2, device)?),
+            (true, false) => Some(shared.bias(name, [w], seed, 2, device)?.reshape([1, w])),
         })
     }
 }
@@ -615,17 +659,9 @@ pub struct Gru {
 }
 
 impl Gru {
-    /// Input channels the layer was built for.
-    pub fn in_channels(&self) -> usize {
-        self.kernel.dims()[0]
-    }
-
-    /// Runs the layer on `[batch, channels, length]` (channels-first): `[batch, units, length]`
-    /// with `return_sequences`, else `[batch, units]`.
-    pub fn forward_seq(&self, x: Tensor<3>) -> Result<Value, LayerError> {
-        check_input(&self.name, x.dims(), self.in_channels())?;
+    /// [`Self::forward_seq`] on a checked input.
+    fn run_cells(&self, x: Tensor<3>) -> Result<Value, LayerError> {
         let u = self.config.units;
-        let l = x.dims()[2];
         let (act, rec) = (self.config.activation, self.config.recurrent_activation);
         let bias = self.bias.as_ref().map(Param::val);
         // Input bias on every step's projection; with reset_after a recurrent bias `[1, 3U]`.
@@ -644,10 +680,8 @@ impl Gru {
             rk.clone().narrow(1, 0, 2 * u),
             rk.clone().narrow(1, 2 * u, u),
         );
-        let mut h: Option<Tensor<2>> = None;
-        let mut outputs = Vec::with_capacity(if self.config.return_sequences { l } else { 0 });
-        for t in 0..l {
-            let xt = step(&xs, t);
+        // The state is h.
+        let cell = |xt: Tensor<2>, h: Option<Tensor<2>>| {
             let (x_z, x_r, x_h) = (gate(&xt, 0, u), gate(&xt, 1, u), gate(&xt, 2, u));
             let (z, candidate) = if self.config.reset_after {
                 // inner = h·U + b_rec; z, r from x + inner; hh = act(x_h + r ⊙ inner_h).
@@ -678,94 +712,46 @@ impl Gru {
                 }
             };
             let keep_new = z.clone().neg().add_scalar(1.0) * candidate;
-            let next = match h {
+            match h {
                 Some(h) => z * h + keep_new,
                 None => keep_new,
-            };
-            if self.config.return_sequences {
-                outputs.push(next.clone());
             }
-            h = Some(next);
+        };
+        run_steps(
+            &self.name,
+            &xs,
+            self.config.return_sequences,
+            cell,
+            Tensor::clone,
+        )
+    }
+
+    /// Keras' layout of the bias: as stored with `reset_after`, else `[3·units]`.
+    fn bias_data(c: &GruConfig, b: &Param<Tensor<2>>) -> TensorData {
+        if c.reset_after {
+            b.val().into_data()
+        } else {
+            let w = b.dims()[1];
+            b.val().reshape([w]).into_data()
         }
-        finish(&self.name, outputs, h, self.config.return_sequences)
+    }
+
+    /// Replaces the bias, given in Keras' layout.
+    fn set_bias(
+        c: &GruConfig,
+        b: &mut Param<Tensor<2>>,
+        name: &str,
+        data: TensorData,
+    ) -> Result<(), LayerError> {
+        if c.reset_after {
+            return crate::weights::set_param(b, name, "bias", data);
+        }
+        let value = b.val();
+        let w = value.dims()[1];
+        let t = crate::weights::upload(name, "bias", data, [w], &value.device())?;
+        *b = Param::from_tensor(t.reshape([1, w]));
+        Ok(())
     }
 }
 
-impl crate::LayerKind for Gru {
-    type Config = GruConfig;
-    const KERAS_CLASS: &'static str = "GRU";
-    const STEM: &'static str = "gru";
-
-    fn input_kernel(c: &GruConfig, _: &ShapeContext) -> Option<crate::InputKernel> {
-        Some(crate::InputKernel {
-            param: "kernel",
-            outer: 1,
-            inner: c.units.saturating_mul(3),
-            keras_layout: true,
-        })
-    }
-
-    fn output_shape(c: &GruConfig, cx: &ShapeContext) -> Result<FeatureShape, LayerError> {
-        c.validate(cx.name)?;
-        recurrent_output(cx, c.units, c.return_sequences)
-    }
-
-    fn params(c: &GruConfig, cx: &ShapeContext) -> Vec<ParamInfo> {
-        let w = c.units.saturating_mul(3);
-        let mut v = vec![
-            ParamInfo::trained("kernel", vec![cx.features(), w]),
-            ParamInfo::trained("recurrent_kernel", vec![c.units, w]),
-        ];
-        if c.use_bias {
-            v.push(ParamInfo::trained("bias", c.bias_shape()));
-        }
-        v
-    }
-
-    fn build(c: &GruConfig, cx: &BuildContext) -> Result<Self, LayerError> {
-        let (channels, _) = cx.shape.seq()?;
-        c.init(cx.shape.name, channels, cx.seed, cx.device)
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn forward(&self, inputs: Vec<Value>, _mode: Mode) -> Result<Value, LayerError> {
-        let x = crate::layer::single_seq(&self.name, inputs)?;
-        self.forward_seq(x)
-    }
-
-    fn weight(&self, param: &str) -> Result<TensorData, LayerError> {
-        match (param, &self.bias) {
-            ("kernel", _) => Ok(self.kernel.val().into_data()),
-            ("recurrent_kernel", _) => Ok(self.recurrent_kernel.val().into_data()),
-            ("bias", Some(b)) if self.config.reset_after => Ok(b.val().into_data()),
-            ("bias", Some(b)) => {
-                let w = b.dims()[1];
-                Ok(b.val().reshape([w]).into_data())
-            }
-            _ => Err(unknown_param(&self.name, param)),
-        }
-    }
-
-    fn set_weight(&mut self, param: &str, data: TensorData) -> Result<(), LayerError> {
-        let name = self.name.as_str();
-        let reset_after = self.config.reset_after;
-        match (param, &mut self.bias) {
-            ("kernel", _) => crate::weights::set_param(&mut self.kernel, name, param, data),
-            ("recurrent_kernel", _) => {
-                crate::weights::set_param(&mut self.recurrent_kernel, name, param, data)
-            }
-            ("bias", Some(b)) if reset_after => crate::weights::set_param(b, name, param, data),
-            ("bias", Some(b)) => {
-                let value = b.val();
-                let w = value.dims()[1];
-                let t = crate::weights::upload(name, param, data, [w], &value.device())?;
-                *b = Param::from_tensor(t.reshape([1, w]));
-                Ok(())
-            }
-            _ => Err(unknown_param(name, param)),
-        }
-    }
-}
+recurrent_kind!(Gru, GruConfig, "GRU", "gru");

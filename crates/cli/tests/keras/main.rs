@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use widen_cli::npy;
 
-mod graph;
-
 /// Largest absolute difference allowed between widen and Keras (both float32).
 const TOLERANCE: f32 = 1e-5;
 
@@ -53,12 +51,29 @@ const FIXTURES: &[&str] = &[
     "variable_length",
 ];
 
-fn fixture(name: &str) -> PathBuf {
+/// Fixture `name` of the set `set` (a directory under `tests/fixtures`).
+fn fixture_in(set: &str, name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("fixtures")
-        .join("keras")
+        .join(set)
         .join(name)
+}
+
+fn fixture(name: &str) -> PathBuf {
+    fixture_in("keras", name)
+}
+
+/// The names of the directories in `root`, sorted.
+fn fixture_dirs(root: &Path) -> Vec<String> {
+    let mut on_disk: Vec<String> = fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    on_disk
 }
 
 /// Runs `widen` with `args`, on the default backend.
@@ -145,9 +160,29 @@ fn predict(model: &Path, input: &Path, tag: &str) -> npy::NpyArray {
     npy::read(&out).unwrap()
 }
 
+/// Runs `widen expand` of `model` to `to` input channels with `strategy`, writing `out`.
+fn expand(model: &Path, to: &str, strategy: &str, out: &Path) -> Output {
+    widen(&[
+        "expand",
+        "--model",
+        s(model),
+        "--to",
+        to,
+        "--strategy",
+        strategy,
+        "--out",
+        s(out),
+    ])
+}
+
 /// Asserts `got` matches Keras' `expected.npy` of fixture `name` within [`TOLERANCE`].
 fn assert_matches_keras(name: &str, got: &npy::NpyArray, what: &str) {
     let expected = npy::read(&fixture(name).join("expected.npy")).unwrap();
+    assert_matches(name, got, &expected, what);
+}
+
+/// Asserts `got` matches Keras' output `expected` (of model `name`) within [`TOLERANCE`].
+fn assert_matches(name: &str, got: &npy::NpyArray, expected: &npy::NpyArray, what: &str) {
     assert_eq!(
         got.shape, expected.shape,
         "{name} ({what}): output shape differs from Keras'"
@@ -182,32 +217,38 @@ fn check_predict(name: &str) {
     assert_matches_keras(name, &got, "predict");
 }
 
-macro_rules! predict_tests {
-    ($($test:ident => $name:literal),* $(,)?) => {
+/// One test per fixture of `$list` (the directories of `$root`), each running `$check` on it,
+/// and `$every`: the list, the tests and the directories agree.
+macro_rules! fixture_tests {
+    (
+        $check:ident, $root:expr, $list:ident, $every:ident;
+        $($test:ident => $name:literal),* $(,)?
+    ) => {
         $(
             #[test]
             fn $test() {
-                check_predict($name);
+                $check($name);
             }
         )*
 
         #[test]
-        fn every_fixture_has_a_predict_test() {
+        fn $every() {
             let tested = [$($name),*];
-            assert_eq!(tested.as_slice(), FIXTURES, "update FIXTURES and predict_tests! together");
-            let mut on_disk: Vec<String> = fs::read_dir(fixture(""))
-                .unwrap()
-                .map(|e| e.unwrap())
-                .filter(|e| e.file_type().unwrap().is_dir())
-                .map(|e| e.file_name().into_string().unwrap())
-                .collect();
-            on_disk.sort();
-            assert_eq!(on_disk, FIXTURES, "the fixture directories changed");
+            assert_eq!(
+                tested.as_slice(),
+                $list,
+                "update {} and its tests together",
+                stringify!($list)
+            );
+            assert_eq!(fixture_dirs(&$root), $list, "the fixture directories changed");
         }
     };
 }
 
-predict_tests! {
+mod graph;
+
+fixture_tests! {
+    check_predict, fixture(""), FIXTURES, every_fixture_has_a_predict_test;
     predict_act_elu => "act_elu",
     predict_act_gelu => "act_gelu",
     predict_act_leaky_relu => "act_leaky_relu",
@@ -246,18 +287,7 @@ predict_tests! {
 /// Widens the exported Ex1 from 8 to 32 input channels with `strategy`; returns the new model.
 fn expand_ex1(strategy: &str) -> PathBuf {
     let out = temp_dir(&format!("expand-{strategy}")).join("ex1_32");
-    let o = widen(&[
-        "expand",
-        "--model",
-        s(&fixture("ex1")),
-        "--to",
-        "32",
-        "--strategy",
-        strategy,
-        "--out",
-        s(&out),
-    ]);
-    assert_ok(&o);
+    assert_ok(&expand(&fixture("ex1"), "32", strategy, &out));
     out
 }
 
@@ -297,8 +327,14 @@ fn expand_repeat_and_fan_run_on_an_exported_model() {
     }
 }
 
-/// `x` (3-D) with `extra` new channels appended on `axis` (1 or 2), each value from `fill`.
-fn append_channels(x: &npy::NpyArray, axis: usize, extra: usize, fill: f32) -> npy::NpyArray {
+/// `x` (3-D) with `extra` new channels appended on `axis` (1 or 2), each new value
+/// `fill([i, j, k])` of its index in the result.
+fn append_channels(
+    x: &npy::NpyArray,
+    axis: usize,
+    extra: usize,
+    fill: impl Fn([usize; 3]) -> f32,
+) -> npy::NpyArray {
     let [a, b, c] = [x.shape[0], x.shape[1], x.shape[2]];
     let mut shape = vec![a, b, c];
     shape[axis] += extra;
@@ -310,8 +346,7 @@ fn append_channels(x: &npy::NpyArray, axis: usize, extra: usize, fill: f32) -> n
                 values.push(if old {
                     x.values[(i * b + j) * c + k]
                 } else {
-                    // Large and varying, so a leak of the new channels cannot go unnoticed.
-                    fill + (i + 3 * j + 7 * k) as f32
+                    fill([i, j, k])
                 });
             }
         }
@@ -328,22 +363,14 @@ fn check_widened_fixture(name: &str, extra: usize, strategy: &str) {
     let axis = if channels_first { 1 } else { 2 };
     let to = (x.shape[axis] + extra).to_string();
     let tmp = temp_dir(&format!("widen-{name}-{strategy}"));
-    let wide = append_channels(&x, axis, extra, -60.0);
+    // Large and varying, so a leak of the new channels cannot go unnoticed.
+    let wide = append_channels(&x, axis, extra, |[i, j, k]| {
+        -60.0 + (i + 3 * j + 7 * k) as f32
+    });
     let input = tmp.join("wide.npy");
     npy::write(&input, &wide.shape, &wide.values).unwrap();
     let out = tmp.join("model");
-    let o = widen(&[
-        "expand",
-        "--model",
-        s(&dir),
-        "--to",
-        &to,
-        "--strategy",
-        strategy,
-        "--out",
-        s(&out),
-    ]);
-    assert_ok(&o);
+    assert_ok(&expand(&dir, &to, strategy, &out));
     let got = predict(&out, &input, &format!("wide-{name}"));
     assert_matches_keras(name, &got, &format!("expanded by {extra} with {strategy}"));
 }
@@ -359,17 +386,7 @@ fn expand_keeps_keras_output_for_channels_first_and_grouped_models() {
 #[test]
 fn zero_on_a_grouped_model_is_refused() {
     let out = temp_dir("grouped").join("wide");
-    let o = widen(&[
-        "expand",
-        "--model",
-        s(&fixture("conv_groups_nobias")),
-        "--to",
-        "9",
-        "--strategy",
-        "zero",
-        "--out",
-        s(&out),
-    ]);
+    let o = expand(&fixture("conv_groups_nobias"), "9", "zero", &out);
     assert_fails(&o, &["conv1d", "groups"]);
 }
 
@@ -466,17 +483,7 @@ fn truncated_weights_are_refused() {
         s(&out),
     ]);
     assert_fails(&o, &["weights.safetensors", "corrupt"]);
-    let o = widen(&[
-        "expand",
-        "--model",
-        s(&dir),
-        "--to",
-        "32",
-        "--strategy",
-        "zero",
-        "--out",
-        s(&dir.with_file_name("wide")),
-    ]);
+    let o = expand(&dir, "32", "zero", &dir.with_file_name("wide"));
     assert_fails(&o, &["weights.safetensors"]);
 }
 
@@ -512,34 +519,14 @@ fn a_missing_model_dir_is_refused() {
         s(&nowhere.with_file_name("y.npy")),
     ]);
     assert_fails(&o, &["nowhere", "not found"]);
-    let o = widen(&[
-        "expand",
-        "--model",
-        s(&nowhere),
-        "--to",
-        "32",
-        "--strategy",
-        "zero",
-        "--out",
-        s(&nowhere.with_file_name("wide")),
-    ]);
+    let o = expand(&nowhere, "32", "zero", &nowhere.with_file_name("wide"));
     assert_fails(&o, &["nowhere", "not found"]);
 }
 
 #[test]
 fn an_unknown_strategy_is_refused() {
     let out = temp_dir("strategy").join("wide");
-    let o = widen(&[
-        "expand",
-        "--model",
-        s(&fixture("ex1")),
-        "--to",
-        "32",
-        "--strategy",
-        "bogus",
-        "--out",
-        s(&out),
-    ]);
+    let o = expand(&fixture("ex1"), "32", "bogus", &out);
     assert_fails(&o, &["bogus", "--strategy"]);
     assert!(!out.exists(), "a model was written for an unknown strategy");
 }

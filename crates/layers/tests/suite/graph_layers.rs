@@ -147,6 +147,21 @@ fn flat_out(v: Value) -> (usize, usize, Vec<f32>) {
     (d[0], d[1], values(v.into_flat().unwrap().into_data()))
 }
 
+/// The model's sequence output on `x` in inference (user layout).
+fn infer_seq(spec: &ModelSpec, x: &Arr) -> Arr {
+    seq_out(run(spec, x, Mode::Inference).unwrap())
+}
+
+/// The model's flat output on `x` in inference, as [`flat_out`].
+fn infer_flat(spec: &ModelSpec, x: &Arr) -> (usize, usize, Vec<f32>) {
+    flat_out(run(spec, x, Mode::Inference).unwrap())
+}
+
+/// A sequence shape.
+fn seq(channels: usize, length: Option<usize>) -> FeatureShape {
+    FeatureShape::Seq { channels, length }
+}
+
 /// The layer a typed error names.
 fn layer_of(e: &LayerError) -> Option<&str> {
     match e {
@@ -168,6 +183,41 @@ fn refused(spec: &ModelSpec, layer: &str) -> LayerError {
 
 fn is_config(e: &LayerError) -> bool {
     matches!(e, LayerError::Config { .. })
+}
+
+/// [`refused`], with a config error.
+fn assert_refused_config(spec: &ModelSpec, layer: &str, what: &str) {
+    let e = refused(spec, layer);
+    assert!(is_config(&e), "{what}: {e}");
+}
+
+/// `e` is a channel mismatch of `expected` against `got` channels.
+fn assert_channel_mismatch(e: &LayerError, expected: usize, got: usize) {
+    assert!(
+        matches!(
+            e,
+            LayerError::ChannelMismatch { expected: x, got: g, .. } if (*x, *g) == (expected, got)
+        ),
+        "{e}"
+    );
+}
+
+/// A forward that fails at run time with an input-shape error naming `layer`, on `got`.
+fn assert_input_shape_error(result: Result<Value, LayerError>, layer: &str, got: &[usize]) {
+    match result {
+        Err(LayerError::InputShape {
+            layer: named,
+            got: dims,
+            ..
+        }) => {
+            assert_eq!(named, layer);
+            assert_eq!(dims, got);
+        }
+        other => panic!(
+            "expected an input-shape error, got {:?}",
+            other.map(|v| v.dims())
+        ),
+    }
 }
 
 const MERGE: MergeConfig = MergeConfig {};
@@ -215,7 +265,7 @@ fn elementwise_merges_match_loops() {
             let refs: Vec<&str> = branches.iter().map(String::as_str).collect();
             let name = s.add(&refs, make(MERGE));
             assert_eq!(name, stem);
-            let got = seq_out(run(&s, &x, Mode::Inference).unwrap());
+            let got = infer_seq(&s, &x);
             let windows: Vec<Arr> = (0..n).map(|k| crop(&x, la, k, 2 - k)).collect();
             let want = Arr::from_fn(windows[0].d, |ix| {
                 let v: Vec<f32> = windows.iter().map(|w| w.at(ix)).collect();
@@ -244,7 +294,7 @@ fn flat_merges_match_loops() {
         let gmp = s.add(&["input"], LayerConfig::GlobalMaxPool1d);
         let gap = s.add(&["input"], LayerConfig::GlobalAvgPool1d);
         s.add(&[&gmp, &gap], make(MERGE));
-        let (ob, of, got) = flat_out(run(&s, &x, Mode::Inference).unwrap());
+        let (ob, of, got) = infer_flat(&s, &x);
         assert_eq!((ob, of), (b, c));
         let want: Vec<f32> = (0..b)
             .flat_map(|bi| (0..c).map(move |ci| (bi, ci)))
@@ -265,43 +315,33 @@ fn merges_refuse_mismatched_inputs() {
     );
     s.add(&["input", &wide], LayerConfig::Add(MERGE));
     let e = refused(&s, "add");
-    assert!(
-        matches!(
-            e,
-            LayerError::ChannelMismatch {
-                expected: 3,
-                got: 6,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert_channel_mismatch(&e, 3, 6);
 
     // Lengths: 6 against 4.
     let mut s = spec(CL, 3, Some(6));
     let short = s.add(&["input"], crop_cfg(1, 1));
     s.add(&["input", &short], LayerConfig::Maximum(MERGE));
-    assert!(is_config(&refused(&s, "maximum")));
+    assert_refused_config(&s, "maximum", "lengths 6 and 4");
 
     // A sequence and a flat value.
     let mut s = spec(CL, 3, Some(6));
     let flat = s.add(&["input"], LayerConfig::GlobalMaxPool1d);
     s.add(&["input", &flat], LayerConfig::Multiply(MERGE));
-    assert!(is_config(&refused(&s, "multiply")));
+    assert_refused_config(&s, "multiply", "a sequence and a flat value");
 
     // Subtract takes exactly two; the others at least two.
     let mut s = spec(CL, 3, Some(6));
     s.add(&["input", "input", "input"], LayerConfig::Subtract(MERGE));
-    assert!(is_config(&refused(&s, "subtract")));
+    assert_refused_config(&s, "subtract", "three inputs");
     let mut s = spec(CL, 3, Some(6));
     s.add(&["input"], LayerConfig::Average(MERGE));
-    assert!(is_config(&refused(&s, "average")));
+    assert_refused_config(&s, "average", "one input");
     let mut s = spec(CL, 3, Some(6));
     s.add(
         &["input"],
         LayerConfig::Concatenate(ConcatenateConfig::default()),
     );
-    assert!(is_config(&refused(&s, "concatenate")));
+    assert_refused_config(&s, "concatenate", "one input");
 }
 
 /// With variable lengths the shapes agree at build time; lengths that differ at run time are
@@ -311,24 +351,9 @@ fn merges_check_runtime_lengths() {
     let mut s = spec(CF, 2, None);
     let short = s.add(&["input"], crop_cfg(1, 0));
     s.add(&["input", &short], LayerConfig::Add(MERGE));
-    assert_eq!(
-        s.infer_shapes().unwrap()[1],
-        FeatureShape::Seq {
-            channels: 2,
-            length: None
-        }
-    );
+    assert_eq!(s.infer_shapes().unwrap()[1], seq(2, None));
     let x = Arr::random([2, 2, 5], 1);
-    match run(&s, &x, Mode::Inference) {
-        Err(LayerError::InputShape { layer, got, .. }) => {
-            assert_eq!(layer, "add");
-            assert_eq!(got, vec![2, 2, 4]);
-        }
-        other => panic!(
-            "expected an input-shape error, got {:?}",
-            other.map(|v| v.dims())
-        ),
-    }
+    assert_input_shape_error(run(&s, &x, Mode::Inference), "add", &[2, 2, 4]);
 }
 
 /// Concatenate on the channels and on the length, each Keras axis spelling, both layouts.
@@ -349,16 +374,10 @@ fn concatenate_matches_loops() {
                 &[&a, &z],
                 LayerConfig::Concatenate(ConcatenateConfig { axis }),
             );
-            let got = seq_out(run(&s, &x, Mode::Inference).unwrap());
+            let got = infer_seq(&s, &x);
             let want = concat(&[&crop(&x, la, 0, 1), &crop(&x, la, 1, 0)], ch_axis(format));
             assert_eq!(got, want, "{format:?} channels axis {axis}");
-            assert_eq!(
-                s.infer_shapes().unwrap()[2],
-                FeatureShape::Seq {
-                    channels: 2 * c,
-                    length: Some(l - 1)
-                }
-            );
+            assert_eq!(s.infer_shapes().unwrap()[2], seq(2 * c, Some(l - 1)));
         }
         for &axis in length_axes {
             // The input, a shorter window, and the input again, joined along the length.
@@ -368,16 +387,10 @@ fn concatenate_matches_loops() {
                 &["input", &a, "input"],
                 LayerConfig::Concatenate(ConcatenateConfig { axis }),
             );
-            let got = seq_out(run(&s, &x, Mode::Inference).unwrap());
+            let got = infer_seq(&s, &x);
             let want = concat(&[&x, &crop(&x, la, 1, 2), &x], la);
             assert_eq!(got, want, "{format:?} length axis {axis}");
-            assert_eq!(
-                s.infer_shapes().unwrap()[1],
-                FeatureShape::Seq {
-                    channels: c,
-                    length: Some(3 * l - 3)
-                }
-            );
+            assert_eq!(s.infer_shapes().unwrap()[1], seq(c, Some(3 * l - 3)));
         }
     }
 }
@@ -395,7 +408,7 @@ fn concatenate_flat_and_variable_length() {
             &[&gap, &gmp],
             LayerConfig::Concatenate(ConcatenateConfig { axis }),
         );
-        let (ob, of, got) = flat_out(run(&s, &x, Mode::Inference).unwrap());
+        let (ob, of, got) = infer_flat(&s, &x);
         assert_eq!((ob, of), (b, 2 * c));
         let mut want = Vec::new();
         for bi in 0..b {
@@ -415,16 +428,10 @@ fn concatenate_flat_and_variable_length() {
         &["input", &a],
         LayerConfig::Concatenate(ConcatenateConfig { axis: 1 }),
     );
-    assert_eq!(
-        s.infer_shapes().unwrap()[1],
-        FeatureShape::Seq {
-            channels: c,
-            length: None
-        }
-    );
+    assert_eq!(s.infer_shapes().unwrap()[1], seq(c, None));
     for length in [3, 7] {
         let x = Arr::random([b, length, c], length as u64);
-        let got = seq_out(run(&s, &x, Mode::Inference).unwrap());
+        let got = infer_seq(&s, &x);
         assert_eq!(got, concat(&[&x, &crop(&x, 1, 1, 0)], 1));
     }
 }
@@ -438,7 +445,7 @@ fn concatenate_refuses_bad_axes_and_shapes() {
             &["input", "input"],
             LayerConfig::Concatenate(ConcatenateConfig { axis }),
         );
-        assert!(is_config(&refused(&s, "concatenate")), "axis {axis}");
+        assert_refused_config(&s, "concatenate", &format!("axis {axis}"));
     }
     // Flat inputs have no axis 2 (nor -2).
     for axis in [2, -2, 0] {
@@ -448,7 +455,7 @@ fn concatenate_refuses_bad_axes_and_shapes() {
             &[&g, &g],
             LayerConfig::Concatenate(ConcatenateConfig { axis }),
         );
-        assert!(is_config(&refused(&s, "concatenate")), "flat axis {axis}");
+        assert_refused_config(&s, "concatenate", &format!("flat axis {axis}"));
     }
     // Channel-wise join of lengths 6 and 5.
     for format in [CL, CF] {
@@ -459,7 +466,7 @@ fn concatenate_refuses_bad_axes_and_shapes() {
             &["input", &a],
             LayerConfig::Concatenate(ConcatenateConfig { axis }),
         );
-        assert!(is_config(&refused(&s, "concatenate")));
+        assert_refused_config(&s, "concatenate", &format!("{format:?}: lengths 6 and 5"));
     }
     // Length-wise join of 3 and 6 channels.
     let mut s = spec(CL, 3, Some(6));
@@ -472,17 +479,7 @@ fn concatenate_refuses_bad_axes_and_shapes() {
         LayerConfig::Concatenate(ConcatenateConfig::new(1)),
     );
     let e = refused(&s, "concatenate_1");
-    assert!(
-        matches!(
-            e,
-            LayerError::ChannelMismatch {
-                expected: 3,
-                got: 6,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert_channel_mismatch(&e, 3, 6);
     // A sequence and a flat value.
     let mut s = spec(CL, 3, Some(6));
     let g = s.add(&["input"], LayerConfig::GlobalMaxPool1d);
@@ -490,7 +487,7 @@ fn concatenate_refuses_bad_axes_and_shapes() {
         &["input", &g],
         LayerConfig::Concatenate(ConcatenateConfig::default()),
     );
-    assert!(is_config(&refused(&s, "concatenate")));
+    assert_refused_config(&s, "concatenate", "a sequence and a flat value");
 }
 
 fn shape_of(config: &LayerConfig, inputs: &[FeatureShape]) -> Result<FeatureShape, LayerError> {
@@ -505,7 +502,6 @@ fn shape_of(config: &LayerConfig, inputs: &[FeatureShape]) -> Result<FeatureShap
 /// of the configs directly.
 #[test]
 fn shape_rules_for_mixed_lengths() {
-    let seq = |channels, length| FeatureShape::Seq { channels, length };
     let add = LayerConfig::Add(MERGE);
     assert!(is_config(
         &shape_of(&add, &[seq(2, Some(3)), seq(2, None)]).unwrap_err()
@@ -544,17 +540,17 @@ fn padding_cropping_upsampling_match_loops() {
             let s = spec(format, c, Some(l)).push(LayerConfig::ZeroPadding1d(ZeroPaddingConfig {
                 padding: [before, after],
             }));
-            let got = seq_out(run(&s, &x, Mode::Inference).unwrap());
+            let got = infer_seq(&s, &x);
             assert_eq!(got, pad(&x, la, before, after), "pad {before},{after}");
 
             let s = spec(format, c, Some(l)).push(crop_cfg(before, after));
-            let got = seq_out(run(&s, &x, Mode::Inference).unwrap());
+            let got = infer_seq(&s, &x);
             assert_eq!(got, crop(&x, la, before, after), "crop {before},{after}");
         }
         for size in [1, 2, 3] {
             let s =
                 spec(format, c, Some(l)).push(LayerConfig::UpSampling1d(UpSamplingConfig { size }));
-            let got = seq_out(run(&s, &x, Mode::Inference).unwrap());
+            let got = infer_seq(&s, &x);
             assert_eq!(got, upsample(&x, la, size), "upsample {size}");
         }
     }
@@ -564,10 +560,7 @@ fn padding_cropping_upsampling_match_loops() {
         v: vec![1.0, 2.0],
     };
     let s = spec(CL, 1, Some(2)).push(LayerConfig::UpSampling1d(UpSamplingConfig { size: 2 }));
-    assert_eq!(
-        seq_out(run(&s, &x, Mode::Inference).unwrap()).v,
-        vec![1.0, 1.0, 2.0, 2.0]
-    );
+    assert_eq!(infer_seq(&s, &x).v, vec![1.0, 1.0, 2.0, 2.0]);
 }
 
 /// Cropping that leaves no step, a zero upsampling size and flat inputs are typed errors; a
@@ -576,18 +569,18 @@ fn padding_cropping_upsampling_match_loops() {
 fn length_layers_refuse_bad_configs() {
     for cropping in [[3, 3], [6, 0], [0, 7], [usize::MAX, 1]] {
         let s = spec(CL, 2, Some(6)).push(LayerConfig::Cropping1d(CroppingConfig { cropping }));
-        assert!(is_config(&refused(&s, "cropping1d")), "{cropping:?}");
+        assert_refused_config(&s, "cropping1d", &format!("{cropping:?}"));
     }
     let s = spec(CL, 2, Some(6)).push(LayerConfig::UpSampling1d(UpSamplingConfig { size: 0 }));
-    assert!(is_config(&refused(&s, "up_sampling1d")));
+    assert_refused_config(&s, "up_sampling1d", "size 0");
     let s = spec(CL, 2, Some(6)).push(LayerConfig::ZeroPadding1d(ZeroPaddingConfig {
         padding: [usize::MAX, 1],
     }));
-    assert!(is_config(&refused(&s, "zero_padding1d")));
+    assert_refused_config(&s, "zero_padding1d", "padding overflows");
     let s = spec(CL, 2, Some(6)).push(LayerConfig::UpSampling1d(UpSamplingConfig {
         size: usize::MAX,
     }));
-    assert!(is_config(&refused(&s, "up_sampling1d")));
+    assert_refused_config(&s, "up_sampling1d", "size overflows");
     for layer in [
         LayerConfig::ZeroPadding1d(ZeroPaddingConfig::default()),
         LayerConfig::Cropping1d(CroppingConfig::default()),
@@ -604,18 +597,10 @@ fn length_layers_refuse_bad_configs() {
 
     let s = spec(CF, 2, None).push(crop_cfg(2, 2));
     assert!(s.infer_shapes().is_ok());
-    let ok = seq_out(run(&s, &Arr::random([1, 2, 5], 2), Mode::Inference).unwrap());
+    let ok = infer_seq(&s, &Arr::random([1, 2, 5], 2));
     assert_eq!(ok.d, [1, 2, 1]);
-    match run(&s, &Arr::random([1, 2, 4], 2), Mode::Inference) {
-        Err(LayerError::InputShape { layer, got, .. }) => {
-            assert_eq!(layer, "cropping1d");
-            assert_eq!(got, vec![1, 2, 4]);
-        }
-        other => panic!(
-            "expected an input-shape error, got {:?}",
-            other.map(|v| v.dims())
-        ),
-    }
+    let short = run(&s, &Arr::random([1, 2, 4], 2), Mode::Inference);
+    assert_input_shape_error(short, "cropping1d", &[1, 2, 4]);
 }
 
 /// SpatialDropout1D: the identity in inference; in training each (sample, channel) is either
@@ -631,7 +616,7 @@ fn spatial_dropout_drops_whole_channels() {
         });
         let s = spec(format, c, Some(l))
             .push(LayerConfig::SpatialDropout1d(SpatialDropoutConfig { rate }));
-        assert_eq!(seq_out(run(&s, &x, Mode::Inference).unwrap()), x);
+        assert_eq!(infer_seq(&s, &x), x);
 
         let got = seq_out(run(&s, &x, Mode::Training).unwrap());
         assert_eq!(got.d, x.d);
@@ -671,7 +656,7 @@ fn spatial_dropout_drops_whole_channels() {
     for rate in [1.0, -0.1, f64::NAN, f64::INFINITY] {
         let s =
             spec(CL, 2, Some(3)).push(LayerConfig::SpatialDropout1d(SpatialDropoutConfig { rate }));
-        assert!(is_config(&refused(&s, "spatial_dropout1d")), "rate {rate}");
+        assert_refused_config(&s, "spatial_dropout1d", &format!("rate {rate}"));
     }
 }
 
@@ -686,7 +671,7 @@ fn reshape_keeps_row_major_order() {
         for target in [[6, 2], [2, 6], [-1, 4], [12, -1], [1, 12]] {
             let s =
                 spec(format, c, Some(l)).push(LayerConfig::Reshape(ReshapeConfig::new(&target)));
-            let got = seq_out(run(&s, &x, Mode::Inference).unwrap());
+            let got = infer_seq(&s, &x);
             let d1 = if target[0] == -1 {
                 12 / target[1]
             } else {
@@ -698,24 +683,18 @@ fn reshape_keeps_row_major_order() {
                 CL => (12 / d1, d1),
                 CF => (d1, 12 / d1),
             };
-            assert_eq!(
-                s.infer_shapes().unwrap()[0],
-                FeatureShape::Seq {
-                    channels,
-                    length: Some(length)
-                }
-            );
+            assert_eq!(s.infer_shapes().unwrap()[0], seq(channels, Some(length)));
         }
         // To flat and back.
         let s = spec(format, c, Some(l)).push(LayerConfig::Reshape(ReshapeConfig::new(&[-1])));
-        let (ob, of, got) = flat_out(run(&s, &x, Mode::Inference).unwrap());
+        let (ob, of, got) = infer_flat(&s, &x);
         assert_eq!((ob, of, &got), (b, 12, &x.v));
         let back = match format {
             CL => [l as i64, c as i64],
             CF => [c as i64, l as i64],
         };
         let s = s.push(LayerConfig::Reshape(ReshapeConfig::new(&back)));
-        assert_eq!(seq_out(run(&s, &x, Mode::Inference).unwrap()), x);
+        assert_eq!(infer_seq(&s, &x), x);
     }
 }
 
@@ -727,25 +706,16 @@ fn permute_transposes_the_user_layout() {
     for format in [CL, CF] {
         let x = Arr::random(user_dims(format, b, c, l), 51);
         let s = spec(format, c, Some(l)).push(LayerConfig::Permute(PermuteConfig::new(&[2, 1])));
-        assert_eq!(
-            s.infer_shapes().unwrap()[0],
-            FeatureShape::Seq {
-                channels: l,
-                length: Some(c)
-            }
-        );
-        assert_eq!(
-            seq_out(run(&s, &x, Mode::Inference).unwrap()),
-            transpose(&x)
-        );
+        assert_eq!(s.infer_shapes().unwrap()[0], seq(l, Some(c)));
+        assert_eq!(infer_seq(&s, &x), transpose(&x));
         let s = spec(format, c, Some(l)).push(LayerConfig::Permute(PermuteConfig::new(&[1, 2])));
-        assert_eq!(seq_out(run(&s, &x, Mode::Inference).unwrap()), x);
+        assert_eq!(infer_seq(&s, &x), x);
     }
     let x = Arr::random([2, 4, 3], 3);
     let s = spec(CL, 3, Some(4))
         .push(LayerConfig::GlobalMaxPool1d)
         .push(LayerConfig::Permute(PermuteConfig::new(&[1])));
-    assert_eq!(flat_out(run(&s, &x, Mode::Inference).unwrap()).1, 3);
+    assert_eq!(infer_flat(&s, &x).1, 3);
 }
 
 /// Unsupported reshape targets and permutations are typed errors.
@@ -763,10 +733,10 @@ fn reshape_and_permute_refuse_bad_configs() {
     ];
     for &target in bad_targets {
         let s = spec(CL, 3, Some(4)).push(LayerConfig::Reshape(ReshapeConfig::new(target)));
-        assert!(is_config(&refused(&s, "reshape")), "{target:?}");
+        assert_refused_config(&s, "reshape", &format!("{target:?}"));
     }
     let s = spec(CL, 3, None).push(LayerConfig::Reshape(ReshapeConfig::new(&[-1])));
-    assert!(is_config(&refused(&s, "reshape")));
+    assert_refused_config(&s, "reshape", "variable length to flat");
 
     let bad_dims: &[&[usize]] = &[
         &[],
@@ -780,17 +750,17 @@ fn reshape_and_permute_refuse_bad_configs() {
     ];
     for &dims in bad_dims {
         let s = spec(CL, 3, Some(4)).push(LayerConfig::Permute(PermuteConfig::new(dims)));
-        assert!(is_config(&refused(&s, "permute")), "{dims:?}");
+        assert_refused_config(&s, "permute", &format!("{dims:?}"));
     }
     // A swap needs a fixed length; a flat value has one axis.
     let s = spec(CL, 3, None).push(LayerConfig::Permute(PermuteConfig::new(&[2, 1])));
-    assert!(is_config(&refused(&s, "permute")));
+    assert_refused_config(&s, "permute", "swap on a variable length");
     let s = spec(CL, 3, None).push(LayerConfig::Permute(PermuteConfig::new(&[1, 2])));
     assert!(s.infer_shapes().is_ok());
     let s = spec(CL, 3, Some(4))
         .push(LayerConfig::GlobalMaxPool1d)
         .push(LayerConfig::Permute(PermuteConfig::new(&[2, 1])));
-    assert!(is_config(&refused(&s, "permute")));
+    assert_refused_config(&s, "permute", "swap on a flat value");
 }
 
 /// Every new layer in one graph: the inferred shapes are the forward's, in both layouts and
@@ -864,22 +834,8 @@ fn inferred_shapes_match_the_forward() {
         );
 
         let shapes = s.infer_shapes().unwrap();
-        assert_eq!(
-            shapes[6],
-            FeatureShape::Seq {
-                channels: 6,
-                length: Some(8)
-            },
-            "reshape"
-        );
-        assert_eq!(
-            shapes[14],
-            FeatureShape::Seq {
-                channels: 6,
-                length: Some(16)
-            },
-            "length join"
-        );
+        assert_eq!(shapes[6], seq(6, Some(8)), "reshape");
+        assert_eq!(shapes[14], seq(6, Some(16)), "length join");
         assert_eq!(
             *shapes.last().unwrap(),
             FeatureShape::Flat { features: 96 + 6 }
@@ -924,14 +880,15 @@ fn variable_lengths_follow_the_shape_rules() {
     );
     let q = s.add(&[&d], LayerConfig::Permute(PermuteConfig::new(&[1, 2])));
     s.add(&[&q, &k], LayerConfig::Maximum(MERGE));
-    assert!(s.infer_shapes().unwrap().iter().all(|sh| *sh
-        == FeatureShape::Seq {
-            channels: c,
-            length: None
-        }));
+    assert!(
+        s.infer_shapes()
+            .unwrap()
+            .iter()
+            .all(|sh| *sh == seq(c, None))
+    );
     for length in [1, 4, 9] {
         let x = Arr::random([1, length, c], length as u64);
-        let got = seq_out(run(&s, &x, Mode::Inference).unwrap());
+        let got = infer_seq(&s, &x);
         let want = crop(&upsample(&pad(&x, 1, 2, 0), 1, 3), 1, 1, 4);
         assert_eq!(got, want, "length {length}");
     }
@@ -942,43 +899,20 @@ fn variable_lengths_follow_the_shape_rules() {
 #[test]
 fn configs_round_trip_through_json() {
     use serde_json::{Value as Json, json};
-    let cases: Vec<(LayerConfig, Json, &str, &str)> = vec![
-        (
-            LayerConfig::Add(MERGE),
-            json!({"type": "add"}),
-            "Add",
-            "add",
-        ),
-        (
-            LayerConfig::Subtract(MERGE),
-            json!({"type": "subtract"}),
-            "Subtract",
-            "subtract",
-        ),
-        (
-            LayerConfig::Multiply(MERGE),
-            json!({"type": "multiply"}),
-            "Multiply",
-            "multiply",
-        ),
-        (
-            LayerConfig::Average(MERGE),
-            json!({"type": "average"}),
-            "Average",
-            "average",
-        ),
-        (
-            LayerConfig::Maximum(MERGE),
-            json!({"type": "maximum"}),
-            "Maximum",
-            "maximum",
-        ),
-        (
-            LayerConfig::Minimum(MERGE),
-            json!({"type": "minimum"}),
-            "Minimum",
-            "minimum",
-        ),
+    // The merges store nothing but their type.
+    let merges: [(MakeMerge, &str, &str); 6] = [
+        (LayerConfig::Add, "Add", "add"),
+        (LayerConfig::Subtract, "Subtract", "subtract"),
+        (LayerConfig::Multiply, "Multiply", "multiply"),
+        (LayerConfig::Average, "Average", "average"),
+        (LayerConfig::Maximum, "Maximum", "maximum"),
+        (LayerConfig::Minimum, "Minimum", "minimum"),
+    ];
+    let mut cases: Vec<(LayerConfig, Json, &str, &str)> = merges
+        .into_iter()
+        .map(|(make, class, stem)| (make(MERGE), json!({"type": stem}), class, stem))
+        .collect();
+    cases.extend([
         (
             LayerConfig::Concatenate(ConcatenateConfig::new(1)),
             json!({"type": "concatenate", "axis": 1}),
@@ -1021,7 +955,7 @@ fn configs_round_trip_through_json() {
             "Permute",
             "permute",
         ),
-    ];
+    ]);
     for (config, fields, class, stem) in cases {
         assert_eq!(config.keras_class(), class);
         assert_eq!(config.default_stem(), stem);

@@ -2,7 +2,8 @@
 //! equations written out element by element in f64, fed the same random weights through
 //! `Model::set_weight`. Also parameter layouts, configs as JSON, gradients and typed errors.
 
-use burn::tensor::{Device, TensorData};
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
 use widen_layers::{
     Activation, DataFormat, FeatureShape, GruConfig, InputSpec, Layer, LayerConfig, LayerError,
     LayerNormConfig, LayerSpec, LstmConfig, ModelSpec, PReluConfig, ReluConfig, Sequential, Value,
@@ -22,6 +23,15 @@ fn build(input: InputSpec, layers: Vec<LayerConfig>, device: &Device) -> Sequent
     Sequential::new(spec(input, layers), 7, device).unwrap()
 }
 
+/// A model of the one `layer` on `channels × length` inputs.
+fn build_one(channels: usize, length: usize, layer: LayerConfig, device: &Device) -> Sequential {
+    build(
+        InputSpec::new(channels).with_length(length),
+        vec![layer],
+        device,
+    )
+}
+
 /// Random values in [-scale, scale), set as `layer.param`.
 fn randomize(
     model: &mut Sequential,
@@ -36,6 +46,19 @@ fn randomize(
         .set_weight(layer, param, TensorData::new(v.clone(), shape.to_vec()))
         .unwrap();
     v
+}
+
+/// Random `kernel` `[c, gates·u]` and `recurrent_kernel` `[u, gates·u]` of recurrent `layer`,
+/// from seeds `seed` and `seed + 1`.
+fn randomize_kernels(
+    model: &mut Sequential,
+    layer: &str,
+    [c, u, gates]: [usize; 3],
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>) {
+    let k = randomize(model, layer, "kernel", &[c, gates * u], seed);
+    let r = randomize(model, layer, "recurrent_kernel", &[u, gates * u], seed + 1);
+    (k, r)
 }
 
 /// Output values and dims of a forward pass on channels-last (or the model's layout) `x`.
@@ -70,35 +93,23 @@ fn dot_col(a: &[f64], m: &[f64], cols: usize, col: usize) -> f64 {
         .sum()
 }
 
-/// Keras LSTM, scalar by scalar. `x` is `[B, L, C]`; returns `[B, L, U]` (all steps) and
-/// `[B, U]` (last state).
-fn lstm_oracle(
+/// A recurrent oracle's time loop: for each sample of `x` `[B, L, C]`, the hidden state `h`
+/// (`u` zeros) and `init()` (any other state) go through `step(x_t, h, state)` step by step.
+/// Returns `[B, L, U]` (all steps) and `[B, U]` (last state).
+fn scan_oracle<S>(
     x: &[f32],
     [b, l, c]: [usize; 3],
     u: usize,
-    kernel: &[f32],
-    recurrent: &[f32],
-    bias: Option<&[f32]>,
+    init: impl Fn() -> S,
+    mut step: impl FnMut(&[f64], &mut Vec<f64>, &mut S),
 ) -> (Vec<f64>, Vec<f64>) {
-    let (k, r) = (f64s(kernel), f64s(recurrent));
-    let bias = bias.map(f64s).unwrap_or_else(|| vec![0.0; 4 * u]);
     let mut seq = Vec::new();
     let mut last = Vec::new();
     for bi in 0..b {
-        let (mut h, mut cell) = (vec![0.0; u], vec![0.0; u]);
+        let (mut h, mut state) = (vec![0.0; u], init());
         for t in 0..l {
             let xt: Vec<f64> = (0..c).map(|ci| x[(bi * l + t) * c + ci] as f64).collect();
-            let z: Vec<f64> = (0..4 * u)
-                .map(|j| dot_col(&xt, &k, 4 * u, j) + dot_col(&h, &r, 4 * u, j) + bias[j])
-                .collect();
-            for j in 0..u {
-                let i = sigmoid(z[j]);
-                let f = sigmoid(z[u + j]);
-                let g = z[2 * u + j].tanh();
-                let o = sigmoid(z[3 * u + j]);
-                cell[j] = f * cell[j] + i * g;
-                h[j] = o * cell[j].tanh();
-            }
+            step(&xt, &mut h, &mut state);
             seq.extend_from_slice(&h);
         }
         last.extend_from_slice(&h);
@@ -106,11 +117,39 @@ fn lstm_oracle(
     (seq, last)
 }
 
+/// Keras LSTM, scalar by scalar. `x` is `[B, L, C]`; returns `[B, L, U]` (all steps) and
+/// `[B, U]` (last state).
+fn lstm_oracle(
+    x: &[f32],
+    dims: [usize; 3],
+    u: usize,
+    kernel: &[f32],
+    recurrent: &[f32],
+    bias: Option<&[f32]>,
+) -> (Vec<f64>, Vec<f64>) {
+    let (k, r) = (f64s(kernel), f64s(recurrent));
+    let bias = bias.map(f64s).unwrap_or_else(|| vec![0.0; 4 * u]);
+    let init = || vec![0.0; u];
+    scan_oracle(x, dims, u, init, |xt, h, cell: &mut Vec<f64>| {
+        let z: Vec<f64> = (0..4 * u)
+            .map(|j| dot_col(xt, &k, 4 * u, j) + dot_col(h, &r, 4 * u, j) + bias[j])
+            .collect();
+        for j in 0..u {
+            let i = sigmoid(z[j]);
+            let f = sigmoid(z[u + j]);
+            let g = z[2 * u + j].tanh();
+            let o = sigmoid(z[3 * u + j]);
+            cell[j] = f * cell[j] + i * g;
+            h[j] = o * cell[j].tanh();
+        }
+    })
+}
+
 /// Keras GRU, scalar by scalar, either reset convention. `bias` is Keras' `[2, 3U]` (reset
 /// after) or `[3U]` (reset before), flattened.
 fn gru_oracle(
     x: &[f32],
-    [b, l, c]: [usize; 3],
+    dims: [usize; 3],
     u: usize,
     kernel: &[f32],
     recurrent: &[f32],
@@ -124,14 +163,14 @@ fn gru_oracle(
         (Some(bias), false) => (f64s(bias), vec![0.0; w]),
         (None, _) => (vec![0.0; w], vec![0.0; w]),
     };
-    let mut seq = Vec::new();
-    let mut last = Vec::new();
-    for bi in 0..b {
-        let mut h = vec![0.0; u];
-        for t in 0..l {
-            let xt: Vec<f64> = (0..c).map(|ci| x[(bi * l + t) * c + ci] as f64).collect();
-            let xw: Vec<f64> = (0..w).map(|j| dot_col(&xt, &k, w, j) + b_in[j]).collect();
-            let hu: Vec<f64> = (0..w).map(|j| dot_col(&h, &r, w, j) + b_rec[j]).collect();
+    scan_oracle(
+        x,
+        dims,
+        u,
+        || (),
+        |xt, h, _| {
+            let xw: Vec<f64> = (0..w).map(|j| dot_col(xt, &k, w, j) + b_in[j]).collect();
+            let hu: Vec<f64> = (0..w).map(|j| dot_col(h, &r, w, j) + b_rec[j]).collect();
             let z: Vec<f64> = (0..u).map(|j| sigmoid(xw[j] + hu[j])).collect();
             let rg: Vec<f64> = (0..u).map(|j| sigmoid(xw[u + j] + hu[u + j])).collect();
             let hh: Vec<f64> = if reset_after {
@@ -147,15 +186,30 @@ fn gru_oracle(
             for j in 0..u {
                 h[j] = z[j] * h[j] + (1.0 - z[j]) * hh[j];
             }
-            seq.extend_from_slice(&h);
-        }
-        last.extend_from_slice(&h);
-    }
-    (seq, last)
+        },
+    )
 }
 
 fn as_f32(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
+}
+
+/// A forward's `(dims, values)` against the oracle's `(seq, last)`: all `[b, l, u]` steps with
+/// `return_sequences`, else the last `[b, u]`.
+fn assert_matches_oracle(
+    (dims, got): (Vec<usize>, Vec<f32>),
+    (seq, last): (Vec<f64>, Vec<f64>),
+    [b, l, u]: [usize; 3],
+    return_sequences: bool,
+    what: &str,
+) {
+    if return_sequences {
+        assert_eq!(dims, vec![b, l, u], "{what}");
+        assert_close(&got, &as_f32(&seq), 2e-5, what);
+    } else {
+        assert_eq!(dims, vec![b, u], "{what}");
+        assert_close(&got, &as_f32(&last), 2e-5, what);
+    }
 }
 
 // ---------------------------------------------------------------- LSTM
@@ -170,24 +224,13 @@ fn check_lstm(c: usize, l: usize, u: usize, use_bias: bool) {
             let cfg = LstmConfig::new(u)
                 .with_return_sequences(return_sequences)
                 .with_bias(use_bias);
-            let mut m = build(
-                InputSpec::new(c).with_length(l),
-                vec![LayerConfig::Lstm(cfg)],
-                &device,
-            );
-            let k = randomize(&mut m, "lstm", "kernel", &[c, 4 * u], 1);
-            let r = randomize(&mut m, "lstm", "recurrent_kernel", &[u, 4 * u], 2);
+            let mut m = build_one(c, l, LayerConfig::Lstm(cfg), &device);
+            let (k, r) = randomize_kernels(&mut m, "lstm", [c, u, 4], 1);
             let bias = use_bias.then(|| randomize(&mut m, "lstm", "bias", &[4 * u], 3));
-            let (seq, last) = lstm_oracle(&x, [b, l, c], u, &k, &r, bias.as_deref());
-            let (dims, got) = run(&m, &x, [b, l, c], &device);
+            let want = lstm_oracle(&x, [b, l, c], u, &k, &r, bias.as_deref());
             let what = format!("lstm on {backend}, return_sequences={return_sequences}");
-            if return_sequences {
-                assert_eq!(dims, vec![b, l, u], "{what}");
-                assert_close(&got, &as_f32(&seq), 2e-5, &what);
-            } else {
-                assert_eq!(dims, vec![b, u], "{what}");
-                assert_close(&got, &as_f32(&last), 2e-5, &what);
-            }
+            let got = run(&m, &x, [b, l, c], &device);
+            assert_matches_oracle(got, want, [b, l, u], return_sequences, &what);
         }
     }
 }
@@ -220,8 +263,7 @@ fn lstm_takes_any_length_on_a_variable_length_input() {
             length: None
         }
     );
-    let k = randomize(&mut m, "lstm", "kernel", &[c, 4 * u], 4);
-    let r = randomize(&mut m, "lstm", "recurrent_kernel", &[u, 4 * u], 5);
+    let (k, r) = randomize_kernels(&mut m, "lstm", [c, u, 4], 4);
     let bias = randomize(&mut m, "lstm", "bias", &[4 * u], 6);
     for l in [1, 4, 9] {
         let x = pseudo_random(l * c, l as u64);
@@ -287,30 +329,19 @@ fn check_gru(reset_after: bool, use_bias: bool) {
                 .with_reset_after(reset_after)
                 .with_return_sequences(return_sequences)
                 .with_bias(use_bias);
-            let mut m = build(
-                InputSpec::new(c).with_length(l),
-                vec![LayerConfig::Gru(cfg)],
-                &device,
-            );
-            let k = randomize(&mut m, "gru", "kernel", &[c, 3 * u], 1);
-            let r = randomize(&mut m, "gru", "recurrent_kernel", &[u, 3 * u], 2);
+            let mut m = build_one(c, l, LayerConfig::Gru(cfg), &device);
+            let (k, r) = randomize_kernels(&mut m, "gru", [c, u, 3], 1);
             let bias = use_bias.then(|| randomize(&mut m, "gru", "bias", &bias_shape, 3));
             if let Some(bias) = &bias {
                 // Read back in Keras' layout.
                 assert_eq!(&values(m.weight("gru", "bias").unwrap()), bias);
             }
-            let (seq, last) = gru_oracle(&x, [b, l, c], u, &k, &r, bias.as_deref(), reset_after);
-            let (dims, got) = run(&m, &x, [b, l, c], &device);
+            let want = gru_oracle(&x, [b, l, c], u, &k, &r, bias.as_deref(), reset_after);
             let what = format!(
                 "gru on {backend}, reset_after={reset_after}, return_sequences={return_sequences}"
             );
-            if return_sequences {
-                assert_eq!(dims, vec![b, l, u], "{what}");
-                assert_close(&got, &as_f32(&seq), 2e-5, &what);
-            } else {
-                assert_eq!(dims, vec![b, u], "{what}");
-                assert_close(&got, &as_f32(&last), 2e-5, &what);
-            }
+            let got = run(&m, &x, [b, l, c], &device);
+            assert_matches_oracle(got, want, [b, l, u], return_sequences, &what);
         }
     }
 }
@@ -340,15 +371,9 @@ fn gru_conventions_differ() {
     let x = pseudo_random(l * c, 13);
     let mut outs = Vec::new();
     for reset_after in [true, false] {
-        let mut m = build(
-            InputSpec::new(c).with_length(l),
-            vec![LayerConfig::Gru(
-                GruConfig::new(u).with_reset_after(reset_after),
-            )],
-            &device,
-        );
-        randomize(&mut m, "gru", "kernel", &[c, 3 * u], 1);
-        randomize(&mut m, "gru", "recurrent_kernel", &[u, 3 * u], 2);
+        let cfg = GruConfig::new(u).with_reset_after(reset_after);
+        let mut m = build_one(c, l, LayerConfig::Gru(cfg), &device);
+        randomize_kernels(&mut m, "gru", [c, u, 3], 1);
         outs.push(run(&m, &x, [1, l, c], &device).1);
     }
     let diff: f32 = outs[0]
@@ -834,11 +859,14 @@ fn layer_norm_refuses_other_axes_and_rms_scaling() {
 
 // ---------------------------------------------------------------- gradients
 
+/// The gradient of `layer.param` (the tensor `t`), checked finite and not all zero.
 fn grad_of<const D: usize>(
-    t: burn::tensor::Tensor<D>,
+    t: Tensor<D>,
     grads: &burn::tensor::Gradients,
-    what: &str,
+    layer: &str,
+    param: &str,
 ) -> Vec<f32> {
+    let what = format!("{layer}.{param}");
     let g = values(
         t.grad(grads)
             .unwrap_or_else(|| panic!("{what}: no gradient"))
@@ -850,6 +878,19 @@ fn grad_of<const D: usize>(
     );
     assert!(g.iter().any(|&v| v != 0.0), "{what}: all-zero gradient");
     g
+}
+
+/// [`grad_of`] the three tensors of a recurrent layer (which must have a bias).
+fn recurrent_grads<const D: usize>(
+    grads: &burn::tensor::Gradients,
+    layer: &str,
+    kernel: &Param<Tensor<2>>,
+    recurrent_kernel: &Param<Tensor<2>>,
+    bias: &Option<Param<Tensor<D>>>,
+) {
+    grad_of(kernel.val(), grads, layer, "kernel");
+    grad_of(recurrent_kernel.val(), grads, layer, "recurrent_kernel");
+    grad_of(bias.as_ref().unwrap().val(), grads, layer, "bias");
 }
 
 /// A training-mode forward on an autodiff device backpropagates into every recurrent weight
@@ -881,53 +922,22 @@ fn gradients_reach_recurrent_weights() {
         let name = layer.name().to_string();
         match layer {
             Layer::Lstm(l) => {
-                grad_of(l.kernel.val(), &grads, &format!("{name}.kernel"));
-                grad_of(
-                    l.recurrent_kernel.val(),
-                    &grads,
-                    &format!("{name}.recurrent_kernel"),
-                );
-                grad_of(
-                    l.bias.as_ref().unwrap().val(),
-                    &grads,
-                    &format!("{name}.bias"),
-                );
-                checked += 1;
+                recurrent_grads(&grads, &name, &l.kernel, &l.recurrent_kernel, &l.bias)
             }
             Layer::Gru(g) => {
-                grad_of(g.kernel.val(), &grads, &format!("{name}.kernel"));
-                grad_of(
-                    g.recurrent_kernel.val(),
-                    &grads,
-                    &format!("{name}.recurrent_kernel"),
-                );
-                grad_of(
-                    g.bias.as_ref().unwrap().val(),
-                    &grads,
-                    &format!("{name}.bias"),
-                );
-                checked += 1;
+                recurrent_grads(&grads, &name, &g.kernel, &g.recurrent_kernel, &g.bias)
             }
             Layer::PRelu(p) => {
                 // alpha starts at 0, so only its gradient (not the input's) is non-zero here.
-                grad_of(p.alpha.val(), &grads, &format!("{name}.alpha"));
-                checked += 1;
+                grad_of(p.alpha.val(), &grads, &name, "alpha");
             }
             Layer::LayerNorm(n) => {
-                grad_of(
-                    n.gamma.as_ref().unwrap().val(),
-                    &grads,
-                    &format!("{name}.gamma"),
-                );
-                grad_of(
-                    n.beta.as_ref().unwrap().val(),
-                    &grads,
-                    &format!("{name}.beta"),
-                );
-                checked += 1;
+                grad_of(n.gamma.as_ref().unwrap().val(), &grads, &name, "gamma");
+                grad_of(n.beta.as_ref().unwrap().val(), &grads, &name, "beta");
             }
-            _ => {}
+            _ => continue,
         }
+        checked += 1;
     }
     assert_eq!(checked, 5);
 }
@@ -938,13 +948,8 @@ fn gradients_reach_recurrent_weights() {
 fn lstm_gradient_matches_finite_difference_of_the_oracle() {
     let device = Device::flex().autodiff();
     let (l, c, u) = (4, 2, 3);
-    let mut m = build(
-        InputSpec::new(c).with_length(l),
-        vec![LayerConfig::Lstm(LstmConfig::new(u))],
-        &device,
-    );
-    let k = randomize(&mut m, "lstm", "kernel", &[c, 4 * u], 51);
-    let r = randomize(&mut m, "lstm", "recurrent_kernel", &[u, 4 * u], 52);
+    let mut m = build_one(c, l, LayerConfig::Lstm(LstmConfig::new(u)), &device);
+    let (k, r) = randomize_kernels(&mut m, "lstm", [c, u, 4], 51);
     let bias = randomize(&mut m, "lstm", "bias", &[4 * u], 53);
     let x = pseudo_random(l * c, 54);
     let y = m
@@ -972,27 +977,26 @@ fn lstm_gradient_matches_finite_difference_of_the_oracle() {
             .sum()
     };
     let h = 1e-3f32;
-    for idx in [0, 5, 4 * u + 7] {
-        let (mut kp, mut km) = (k.clone(), k.clone());
-        kp[idx] += h;
-        km[idx] -= h;
-        let fd = (loss(&kp, &r) - loss(&km, &r)) / (2.0 * h as f64);
-        assert!(
-            (gk[idx] as f64 - fd).abs() < 1e-3,
-            "kernel[{idx}]: {} vs {fd}",
-            gk[idx]
-        );
-    }
-    for idx in [1, 4 * u + 2, 2 * 4 * u + 11] {
-        let (mut rp, mut rm) = (r.clone(), r.clone());
-        rp[idx] += h;
-        rm[idx] -= h;
-        let fd = (loss(&k, &rp) - loss(&k, &rm)) / (2.0 * h as f64);
-        assert!(
-            (gr[idx] as f64 - fd).abs() < 1e-3,
-            "recurrent_kernel[{idx}]: {} vs {fd}",
-            gr[idx]
-        );
+    let entries: [(&str, &[f32], [usize; 3]); 2] = [
+        ("kernel", &gk, [0, 5, 4 * u + 7]),
+        ("recurrent_kernel", &gr, [1, 4 * u + 2, 2 * 4 * u + 11]),
+    ];
+    for (param, grad, indices) in entries {
+        for idx in indices {
+            // The loss with entry `idx` of `param` moved by `delta`.
+            let moved = |delta: f32| {
+                let (mut k, mut r) = (k.clone(), r.clone());
+                let w = if param == "kernel" { &mut k } else { &mut r };
+                w[idx] += delta;
+                loss(&k, &r)
+            };
+            let fd = (moved(h) - moved(-h)) / (2.0 * h as f64);
+            assert!(
+                (grad[idx] as f64 - fd).abs() < 1e-3,
+                "{param}[{idx}]: {} vs {fd}",
+                grad[idx]
+            );
+        }
     }
 }
 
@@ -1016,24 +1020,26 @@ fn recurrent_layers_refuse_bad_configs_and_inputs() {
             other.map(|_| ())
         ),
     };
-    config_error(vec![LayerConfig::Lstm(LstmConfig::new(0))], "lstm", "units");
-    config_error(vec![LayerConfig::Gru(GruConfig::new(0))], "gru", "units");
-    config_error(
-        vec![LayerConfig::Lstm(
-            LstmConfig::new(2).with_activation(Activation::LeakyRelu { alpha: f64::NAN }),
-        )],
-        "lstm",
-        "activation",
-    );
-    config_error(
-        vec![LayerConfig::Gru(
-            GruConfig::new(2).with_recurrent_activation(Activation::Elu {
-                alpha: f64::INFINITY,
-            }),
-        )],
-        "gru",
-        "recurrent_activation",
-    );
+    let leaky_nan = Activation::LeakyRelu { alpha: f64::NAN };
+    let elu_inf = Activation::Elu {
+        alpha: f64::INFINITY,
+    };
+    for (layer, name, word) in [
+        (LayerConfig::Lstm(LstmConfig::new(0)), "lstm", "units"),
+        (LayerConfig::Gru(GruConfig::new(0)), "gru", "units"),
+        (
+            LayerConfig::Lstm(LstmConfig::new(2).with_activation(leaky_nan)),
+            "lstm",
+            "activation",
+        ),
+        (
+            LayerConfig::Gru(GruConfig::new(2).with_recurrent_activation(elu_inf)),
+            "gru",
+            "recurrent_activation",
+        ),
+    ] {
+        config_error(vec![layer], name, word);
+    }
     // A flat input is the wrong kind for a recurrent layer.
     for layer in [
         LayerConfig::Lstm(LstmConfig::new(2)),
