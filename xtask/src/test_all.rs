@@ -7,10 +7,12 @@ use std::time::Instant;
 /// proves a user can import that one crate. Keep the list in dependency order.
 const LIBRARIES: &[&str] = &[
     "widen-guard",
+    "widen-data",
     "widen-ops",
     "widen-init",
     "widen-layers",
     "widen-adapt",
+    "widen-train",
     "widen",
 ];
 

@@ -58,7 +58,16 @@ pub fn expand_checkpoint(
         Some(sample) => standardize(&expansion.model, sample, &new_positions)?,
         None => expansion.model,
     };
-    model.save(dst, format)?;
+    // What fine-tuning needs to train only the new parts (`widen fit --recipe new-only`).
+    let meta = serde_json::json!({
+        "expansion": {
+            "map": expansion.map,
+            "strategy": expansion.strategy,
+            "adapted_layers": expansion.adapted_layers,
+            "standardized": sample.is_some(),
+        }
+    });
+    model.save_with_meta(dst, format, Some(&meta))?;
     Ok(CheckpointExpansion {
         old_channels: base.input().channels,
         new_channels: model.input().channels,

@@ -30,6 +30,7 @@ mod expand;
 mod freeze;
 mod host;
 mod placement;
+mod recommend;
 mod standardize;
 mod zero_pad;
 
@@ -45,5 +46,6 @@ pub use expand::{
 };
 pub use freeze::{GradientMask, freeze_base, unfreeze_all};
 pub use placement::{ChannelMap, Placement};
+pub use recommend::{ChannelScale, Recommendation, SCALE_TOLERANCE, channel_scales, recommend};
 pub use standardize::{STANDARDIZE_LAYER, channel_stats, standardize};
 pub use zero_pad::ZeroPadInput;

@@ -19,7 +19,7 @@ pub enum Placement {
 }
 
 /// The resolved mapping: for each new channel, the old channel it carries (if any).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelMap {
     /// Old channel count.
     pub old: usize,

@@ -341,7 +341,7 @@ pub fn summary(model: &Path, backend_name: Option<&str>) -> Result<(), String> {
 }
 
 /// `widen expand`.
-pub fn expand(args: ExpandArgs) -> Result<(), String> {
+pub fn expand(mut args: ExpandArgs) -> Result<(), String> {
     let kind = backend(args.backend.as_deref())?;
     let device = kind.device().map_err(|e| e.to_string())?;
     let strategy = match args.strategy {
@@ -354,6 +354,17 @@ pub fn expand(args: ExpandArgs) -> Result<(), String> {
         StrategyArg::Projection => Strategy::Projection {
             init: ProjectionInit::Identity,
         },
+        StrategyArg::Auto => {
+            let Some(sample) = &args.sample else {
+                return Err(
+                    "--strategy auto needs --sample (data with the new channel count)".into(),
+                );
+            };
+            let (strategy, standardize) =
+                crate::workflow::auto_strategy(&args.model, sample, args.channels_first, args.to)?;
+            args.standardize |= standardize;
+            strategy
+        }
     };
     let mut inputs = vec![args.model.as_path()];
     inputs.extend(args.sample.as_deref());

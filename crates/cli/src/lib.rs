@@ -1,9 +1,10 @@
-//! The library side of the `widen` command: data loading (the UEA/UCR `.ts` reader, the embedded
-//! BasicMotions data, the seeded synthetic scenario) and the study. It must not parse arguments:
-//! the binary (`src/main.rs`) turns the command line into calls here, so the same code is
-//! testable without a process.
+//! The library side of the `widen` command. Data, training, the study and the bench live in the
+//! library crates (`widen-data`, `widen-train`); this package only parses arguments and prints
+//! (`src/main.rs`), and re-exports those modules under the paths its tests and tools use.
 
-pub mod bench;
-pub mod data;
-pub mod npy;
-pub mod study;
+/// The study and the bench live in `widen-train`; kept here under their old paths.
+pub use widen::train::{bench, study};
+
+/// The data layer lives in `widen-data`; kept here under its old paths for the CLI's users.
+pub use widen::data;
+pub use widen::data::npy;

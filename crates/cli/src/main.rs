@@ -6,6 +6,7 @@
 mod alloc;
 mod commands;
 mod demo;
+mod workflow;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ pub enum StrategyArg {
     Fan,
     /// A 1x1 projection from the new width to the old, identity-initialised.
     Projection,
+    /// Chosen from --sample: `zero` (or `projection` where zero cannot apply), with
+    /// --standardize when the new channels' scale differs (see `widen diagnose`).
+    Auto,
 }
 
 impl StrategyArg {
@@ -45,6 +49,7 @@ impl StrategyArg {
             Self::Repeat => "repeat",
             Self::Fan => "fan",
             Self::Projection => "projection",
+            Self::Auto => "auto",
         }
     }
 }
@@ -94,6 +99,14 @@ enum Command {
         #[arg(long, default_value = "widen")]
         conv: String,
     },
+    /// Fine-tune a (widened) model on your data: staged recipe, early stopping, the best
+    /// checkpoint kept, resumable (--resume); writes the model, history.json and curves.svg.
+    Fit(Box<workflow::FitArgs>),
+    /// Loss, accuracy, per-class recall and the confusion matrix of a model on labelled data.
+    Evaluate(Box<workflow::EvaluateArgs>),
+    /// Measure the three causes of erratic widening on your model and data, and recommend a
+    /// strategy.
+    Diagnose(Box<workflow::DiagnoseArgs>),
     /// Run a saved model on a .npy input and write the output as .npy.
     Predict {
         /// Model directory.
@@ -151,6 +164,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Study(args) => commands::study(*args),
         Command::Summary { model, backend } => commands::summary(&model, backend.as_deref()),
         Command::Expand(args) => commands::expand(*args),
+        Command::Fit(args) => workflow::fit(*args),
+        Command::Evaluate(args) => workflow::evaluate(*args),
+        Command::Diagnose(args) => workflow::diagnose(*args),
         Command::Bench {
             backend,
             shapes,

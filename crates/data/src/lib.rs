@@ -1,13 +1,25 @@
-//! Data for the study: an in-memory [`Dataset`] of multichannel time series, the UEA/UCR `.ts`
-//! reader ([`ts`]), the embedded BasicMotions data ([`basic_motions`]) and the seeded synthetic
-//! scenario ([`synthetic`]).
+//! Datasets for widen: an in-memory [`Dataset`] of labelled multichannel time series and the
+//! ways in — the UEA/UCR `.ts` reader ([`ts`]), `.npy` arrays ([`npy`], and [`read_npy_dataset`] for
+//! series plus labels), the embedded BasicMotions data ([`basic_motions`]) and the seeded
+//! synthetic scenario ([`synthetic`]) — with what a user needs before training: labels mapped by
+//! name between files, a length policy for unequal lengths, channel selection, a seeded
+//! stratified split and per-channel statistics.
 //!
-//! Pure Rust with no Burn dependency: the study turns a [`Dataset`] into tensors itself, so this
-//! layer stays quick to compile and test, and its errors ([`DataError`]) say which file, which line
-//! and what was expected versus found.
+//! **Owns:** file formats for data, label maps, splits, channel statistics.
+//! **Must not know:** tensors, models or training (no Burn dependency: callers turn a
+//! [`Dataset`] into tensors, so this crate stays quick to compile and test). Its errors
+//! ([`DataError`]) say which file, which line and what was expected versus found.
+//!
+//! The `.npy` reader is ours (about 400 lines): the `npyz`/`ndarray-npy` crates would bring a
+//! second array type and, as of 2026, accept headers numpy itself refuses; this one follows
+//! numpy's header grammar strictly and checks every declared size against the memory budget.
 
+mod arrays;
+pub mod npy;
 pub mod synthetic;
 pub mod ts;
+
+pub use arrays::{SeriesLayout, class_names_of, dataset_from_arrays, read_npy_dataset};
 
 pub use synthetic::{SyntheticConfig, generate};
 pub use ts::{LengthPolicy, basic_motions, parse_ts, read_ts};
@@ -490,7 +502,7 @@ pub enum DataError {
     },
     /// Data that would not fit in the memory budget.
     #[error(transparent)]
-    Budget(#[from] widen::guard::BudgetError),
+    Budget(#[from] widen_guard::BudgetError),
     /// Data without class labels where labels are needed (training, scoring).
     #[error("{origin}: {expected}, but the data is unlabelled (`@classLabel false`)")]
     Unlabelled {
@@ -498,6 +510,12 @@ pub enum DataError {
         origin: String,
         /// What needed the labels.
         expected: String,
+    },
+    /// An array or a request that cannot become a dataset (shape, values, a split).
+    #[error("{reason}")]
+    Invalid {
+        /// What is wrong, naming the file.
+        reason: String,
     },
     /// A [`SyntheticConfig`] field out of range.
     #[error("invalid synthetic config: `{field}` {reason}")]

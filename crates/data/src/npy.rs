@@ -30,10 +30,10 @@ pub enum NpyError {
     },
     /// The output could not be written (or was refused).
     #[error(transparent)]
-    Output(widen::guard::OutputError),
+    Output(widen_guard::OutputError),
     /// The array would not fit in the memory budget.
     #[error(transparent)]
-    Budget(#[from] widen::guard::BudgetError),
+    Budget(#[from] widen_guard::BudgetError),
     /// The data section is shorter or longer than the shape says.
     #[error("{path}: the shape {shape:?} needs {expected} bytes of data, the file has {got}")]
     Size {
@@ -221,8 +221,8 @@ impl<'a> HeaderParser<'a> {
     }
 }
 
-/// Parses `.npy` bytes; `path` only names the file in errors.
-pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
+/// The header of `.npy` bytes: dtype, shape and where the data starts (C order only).
+fn header(bytes: &[u8], path: &str) -> Result<(String, Vec<usize>, usize), NpyError> {
     let fmt = |reason: &str| NpyError::Format {
         path: path.to_string(),
         reason: reason.to_string(),
@@ -298,6 +298,12 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
             "Fortran order is not supported; save with np.ascontiguousarray",
         ));
     }
+    Ok((descr, shape, end))
+}
+
+/// Parses `.npy` bytes; `path` only names the file in errors.
+pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
+    let (descr, shape, end) = header(bytes, path)?;
     let width = match descr.as_str() {
         "<f4" => 4,
         "<f8" => 8,
@@ -325,7 +331,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
         });
     };
     // The data is in memory already; the f32 copy is what is new.
-    widen::guard::budget().check(
+    widen_guard::budget().check(
         &format!("reading {path} (shape {shape:?})"),
         (expected / width * 4) as u128,
     )?;
@@ -354,21 +360,131 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
 
 /// Reads an `.npy` file.
 pub fn read(path: &Path) -> Result<NpyArray, NpyError> {
+    let (bytes, label) = read_bytes(path)?;
+    parse(&bytes, &label)
+}
+
+/// Parses a 1-D array of class labels: integers (`<i1`…`<i8`, `|u1`…`<u8`), integral floats,
+/// or strings (`<U*`, `|S*`), each as text (so `3` and `"walking"` are both names).
+pub fn parse_labels(bytes: &[u8], path: &str) -> Result<Vec<String>, NpyError> {
+    let (descr, shape, end) = header(bytes, path)?;
+    let fmt = |reason: String| NpyError::Format {
+        path: path.to_string(),
+        reason,
+    };
+    let n = match shape.as_slice() {
+        [n] => *n,
+        [n, 1] => *n,
+        other => {
+            return Err(fmt(format!(
+                "labels must be a 1-D array [cases], got shape {other:?}"
+            )));
+        }
+    };
+    let data = &bytes[end..];
+    let (kind, width) = descr
+        .split_at_checked(2)
+        .and_then(|(k, w)| Some((k, w.parse::<usize>().ok()?)))
+        .ok_or_else(|| NpyError::Dtype {
+            path: path.to_string(),
+            descr: descr.clone(),
+        })?;
+    let unit = if matches!(kind, "<U" | ">U") { 4 } else { 1 };
+    let item = width
+        .checked_mul(unit)
+        .filter(|&w| w > 0)
+        .ok_or_else(|| fmt(format!("dtype {descr} has no width")))?;
+    let needed = (n as u128).saturating_mul(item as u128);
+    if needed != data.len() as u128 {
+        return Err(NpyError::Size {
+            path: path.to_string(),
+            shape,
+            expected: needed,
+            got: data.len(),
+        });
+    }
+    // Each label becomes a short string: budget what the caller sized.
+    widen_guard::budget().check(
+        &format!("reading the labels in {path}"),
+        (n as u128).saturating_mul(32 + item as u128),
+    )?;
+    let int = |c: &[u8], signed: bool| -> i128 {
+        let mut b = [0u8; 16];
+        b[..c.len()].copy_from_slice(c);
+        if signed && c.last().is_some_and(|&h| h & 0x80 != 0) {
+            b[c.len()..].fill(0xff);
+        }
+        i128::from_le_bytes(b)
+    };
+    let mut out = Vec::with_capacity(n);
+    for (i, c) in data.chunks_exact(item).enumerate() {
+        let text = match (kind, width) {
+            ("<i" | "|i", 1 | 2 | 4 | 8) => int(c, true).to_string(),
+            ("<u" | "|u", 1 | 2 | 4 | 8) => int(c, false).to_string(),
+            ("<f", 4 | 8) => {
+                let v = if width == 4 {
+                    f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64
+                } else {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                };
+                if !(v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15) {
+                    return Err(fmt(format!(
+                        "label {v} at index {i} is not a whole number (class labels are integers or strings)"
+                    )));
+                }
+                format!("{}", v as i64)
+            }
+            ("<U", _) => {
+                let mut s = String::new();
+                for u in c.chunks_exact(4) {
+                    let code = u32::from_le_bytes([u[0], u[1], u[2], u[3]]);
+                    if code == 0 {
+                        break;
+                    }
+                    s.push(char::from_u32(code).ok_or_else(|| {
+                        fmt(format!("label {i} holds an invalid character {code:#x}"))
+                    })?);
+                }
+                s
+            }
+            ("|S", _) => {
+                let t = c.split(|&b| b == 0).next().unwrap_or(&[]);
+                String::from_utf8(t.to_vec()).map_err(|_| fmt(format!("label {i} is not UTF-8")))?
+            }
+            _ => {
+                return Err(NpyError::Dtype {
+                    path: path.to_string(),
+                    descr: descr.clone(),
+                });
+            }
+        };
+        out.push(text);
+    }
+    Ok(out)
+}
+
+/// Reads a labels `.npy` file (see [`parse_labels`]).
+pub fn read_labels(path: &Path) -> Result<Vec<String>, NpyError> {
+    let (bytes, label) = read_bytes(path)?;
+    parse_labels(&bytes, &label)
+}
+
+fn read_bytes(path: &Path) -> Result<(Vec<u8>, String), NpyError> {
     // The file's bytes plus their f32 copy (at most as large).
-    let bytes = widen::guard::read_bounded(path, "the .npy file", 2).map_err(|e| match e {
-        widen::guard::InputError::Budget(b) => NpyError::Budget(b),
+    let bytes = widen_guard::read_bounded(path, "the .npy file", 2).map_err(|e| match e {
+        widen_guard::InputError::Budget(b) => NpyError::Budget(b),
         other => NpyError::Io {
             path: path.display().to_string(),
             reason: match other {
-                widen::guard::InputError::NotRegular { kind, .. } => {
+                widen_guard::InputError::NotRegular { kind, .. } => {
                     format!("is {kind}, not a regular file; expected an .npy file")
                 }
-                widen::guard::InputError::Io { source, .. } => source.to_string(),
+                widen_guard::InputError::Io { source, .. } => source.to_string(),
                 _ => other.to_string(),
             },
         },
     })?;
-    parse(&bytes, &path.display().to_string())
+    Ok((bytes, path.display().to_string()))
 }
 
 /// Encodes float32 values of `shape` as `.npy` (version 1.0).
@@ -413,7 +529,7 @@ pub fn encode_raw(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
 /// Writes float32 values of `shape` to `path` atomically (a temporary beside it, then a
 /// rename): a killed run leaves the previous file or none, never a truncated one.
 pub fn write(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), NpyError> {
-    widen::guard::write_file_atomically(path, &encode(shape, values)).map_err(NpyError::Output)
+    widen_guard::write_file_atomically(path, &encode(shape, values)).map_err(NpyError::Output)
 }
 
 #[cfg(test)]

@@ -188,7 +188,7 @@ pub fn generate(config: &SyntheticConfig) -> Result<(Dataset, Dataset), DataErro
     config.validate()?;
     // Both splits are held at once, and the study copies each into tensors: check before drawing.
     let cases = config.cases_train.saturating_add(config.cases_test);
-    widen::guard::budget().check_elements(
+    widen_guard::budget().check_elements(
         &format!(
             "the synthetic data ({cases} cases × {} channels × length {})",
             config.new_channels, config.length

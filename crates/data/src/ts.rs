@@ -48,9 +48,9 @@ pub enum LengthPolicy {
 }
 
 /// BasicMotions' training split, embedded so the study runs without file access.
-const BASIC_MOTIONS_TRAIN: &str = include_str!("../../data/BasicMotions/BasicMotions_TRAIN.ts");
+const BASIC_MOTIONS_TRAIN: &str = include_str!("../data/BasicMotions/BasicMotions_TRAIN.ts");
 /// BasicMotions' test split.
-const BASIC_MOTIONS_TEST: &str = include_str!("../../data/BasicMotions/BasicMotions_TEST.ts");
+const BASIC_MOTIONS_TEST: &str = include_str!("../data/BasicMotions/BasicMotions_TEST.ts");
 
 /// The UEA BasicMotions data (6 channels: accelerometer x, y, z then gyroscope x, y, z; length
 /// 100; classes Standing, Running, Walking, Badminton), as `(train, test)` with 40 cases each.
@@ -78,9 +78,9 @@ pub fn basic_motions() -> Result<(Dataset, Dataset), DataError> {
 pub fn read_ts(path: &Path, policy: LengthPolicy) -> Result<Dataset, DataError> {
     let origin = path.display().to_string();
     // The text, plus its values: each takes at least two bytes of text (`1,`) and four as f32.
-    let bytes = widen::guard::read_bounded(path, "the .ts file", 3).map_err(|e| match e {
-        widen::guard::InputError::Budget(b) => DataError::Budget(b),
-        widen::guard::InputError::Io { source, .. } => DataError::Io {
+    let bytes = widen_guard::read_bounded(path, "the .ts file", 3).map_err(|e| match e {
+        widen_guard::InputError::Budget(b) => DataError::Budget(b),
+        widen_guard::InputError::Io { source, .. } => DataError::Io {
             path: origin.clone(),
             source,
         },
@@ -111,7 +111,7 @@ pub fn parse_ts(text: &str, origin: &str, policy: LengthPolicy) -> Result<Datase
     // Each case and each of its series costs bookkeeping beyond its values (a `Case`, a `Vec`
     // per series): a file of tiny lines costs many times its size, so count them first.
     let pieces = text.bytes().filter(|&b| b == b'\n' || b == b':').count();
-    widen::guard::budget().check(
+    widen_guard::budget().check(
         &format!("parsing {origin} ({} lines and series)", pieces),
         (pieces as u128).saturating_mul(96),
     )?;
@@ -571,7 +571,7 @@ fn assemble(
         LengthPolicy::Crop => series_of().map(|(_, _, l)| l).min().unwrap_or(first),
     };
     let channels = cases.first().map_or(0, |c| c.values.len());
-    let total = widen::guard::budget().check_elements(
+    let total = widen_guard::budget().check_elements(
         &format!(
             "{origin}: the dataset [{} cases, {channels} channels, length {length}]",
             cases.len()

@@ -363,7 +363,7 @@ fn run_npy(_: &Context, data: &[u8], _: &[u8]) -> Outcome {
 // ---------------------------------------------------------------------------------------------
 // .ts
 
-const BASIC_MOTIONS_TRAIN: &str = include_str!("../../cli/data/BasicMotions/BasicMotions_TRAIN.ts");
+const BASIC_MOTIONS_TRAIN: &str = include_str!("../../data/data/BasicMotions/BasicMotions_TRAIN.ts");
 
 const TS_TOKENS: &[&[u8]] = &[
     b"@problemName",

@@ -117,6 +117,8 @@ struct Envelope<'a> {
     version: u32,
     weights: &'a str,
     spec: &'a ModelSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a serde_json::Value>,
 }
 
 fn display(path: &Path) -> String {
@@ -190,6 +192,18 @@ impl Sequential {
     /// [module docs](crate::checkpoint)). `dir`'s parent must exist; an existing checkpoint at
     /// `dir` is replaced, any other existing path is refused. The write is atomic.
     pub fn save(&self, dir: &Path, format: WeightFormat) -> Result<(), LayerError> {
+        self.save_with_meta(dir, format, None)
+    }
+
+    /// [`Model::save`], with `meta` stored as `model.json`'s `"meta"` object: what made the
+    /// model (an expansion's channel map and strategy), for the tools that read it back with
+    /// [`read_meta`]. Loading ignores it.
+    pub fn save_with_meta(
+        &self,
+        dir: &Path,
+        format: WeightFormat,
+        meta: Option<&serde_json::Value>,
+    ) -> Result<(), LayerError> {
         let target = display(dir);
         let infos = spec_tensors(self.spec()).map_err(|e| LayerError::InvalidSpec {
             path: target.clone(),
@@ -238,6 +252,7 @@ impl Sequential {
             version: CHECKPOINT_VERSION,
             weights: format.file_name(),
             spec: self.spec(),
+            meta,
         })
         .map_err(|e| LayerError::Checkpoint {
             path: display(&dir.join(MODEL_FILE)),
@@ -393,6 +408,19 @@ fn detect_format(dir: &Path) -> Result<WeightFormat, LayerError> {
                 .into(),
         }),
     }
+}
+
+/// The `"meta"` object a [`Model::save_with_meta`] stored in `dir`'s `model.json`, if any.
+pub fn read_meta(dir: &Path) -> Result<Option<serde_json::Value>, LayerError> {
+    let path = dir.join(MODEL_FILE);
+    let bytes = read_file(&path, "architecture file model.json", 32)?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let root: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| LayerError::ModelJson {
+            path: display(&path),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+    Ok(root.get("meta").cloned())
 }
 
 /// Reads the envelope, then the spec layer by layer so a bad layer is named by index and name.

@@ -36,7 +36,7 @@ pub mod zoo;
 pub use activation::Activation;
 pub use activations::{PRelu, PReluConfig, ReluConfig, ReluLayer};
 pub use batch_norm::{BatchNorm1d, BatchNormConfig, MomentumOn};
-pub use checkpoint::{CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MODEL_FILE, WeightFormat};
+pub use checkpoint::{CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MODEL_FILE, WeightFormat, read_meta};
 pub use conv1d::{Conv1d, Conv1dConfig, PaddingMode};
 pub use dense::{Dense, DenseConfig};
 pub use error::LayerError;

@@ -5,6 +5,7 @@
 mod commands;
 mod hostile;
 mod study;
+mod workflow;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

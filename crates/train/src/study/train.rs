@@ -3,12 +3,12 @@
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
-use widen::adapt::{GradientMask, batchnorm_shift, gradient_norms};
-use widen::init::HostRng;
-use widen::layers::{Sequential, Value};
+use widen_adapt::{GradientMask, batchnorm_shift, gradient_norms};
+use widen_init::HostRng;
+use widen_layers::{Sequential, Value};
 
-use crate::data::Dataset;
 use crate::study::StudyError;
+use widen_data::Dataset;
 
 /// Channels-first batch `[b, c, l]` of the given cases.
 pub fn batch(data: &Dataset, cases: &[usize], device: &Device) -> Tensor<3> {
@@ -68,7 +68,7 @@ const EVAL_BATCH: usize = 256;
 /// file with `@classLabel false`) instead of indexing an empty list.
 pub(crate) fn require_labels(data: &Dataset, origin: &str) -> Result<(), StudyError> {
     if data.cases == 0 || data.labels.len() != data.cases {
-        return Err(StudyError::Data(crate::data::DataError::Unlabelled {
+        return Err(StudyError::Data(widen_data::DataError::Unlabelled {
             origin: origin.to_string(),
             expected: "the study trains and scores on class labels, one per case".to_string(),
         }));

@@ -87,7 +87,7 @@ pub fn markdown(result: &StudyResult) -> String {
 
 /// Each file through a temporary and a rename: a killed study leaves whole files or none.
 fn write(path: &Path, text: &str) -> Result<(), StudyError> {
-    widen::guard::write_file_atomically(path, text.as_bytes()).map_err(|e| StudyError::Io {
+    widen_guard::write_file_atomically(path, text.as_bytes()).map_err(|e| StudyError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
     })

@@ -12,8 +12,8 @@ use std::time::Instant;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use serde::Serialize;
-use widen::init::{Initializer, KernelLayout};
-use widen::layers::{
+use widen_init::{Initializer, KernelLayout};
+use widen_layers::{
     BatchNormConfig, Conv1dConfig, InputSpec, LayerConfig, LayerError, ModelSpec, PaddingMode,
     Sequential, Value,
 };
@@ -110,7 +110,7 @@ fn flat(v: Value) -> Result<Tensor<2>, String> {
 pub fn run(shape: &Shape, device: &Device, repeats: Option<usize>) -> Result<Timing, String> {
     let repeats = repeats.unwrap_or(shape.repeats).max(1);
     // One timing per repeat is kept for the median.
-    widen::guard::budget()
+    widen_guard::budget()
         .check_elements("the bench's timings", &[repeats, 2], 8)
         .map_err(|e| e.to_string())?;
     let warmup = 2;
@@ -130,7 +130,7 @@ pub fn run(shape: &Shape, device: &Device, repeats: Option<usize>) -> Result<Tim
 
     let model = Sequential::new(shape.spec(), 0, device).map_err(err)?;
     let fused_heads = model
-        .fused_heads(widen::layers::Mode::Inference)
+        .fused_heads(widen_layers::Mode::Inference)
         .into_iter()
         .map(|(a, b)| format!("{a}→{b}"))
         .collect();

@@ -16,19 +16,19 @@ use std::time::Instant;
 use burn::tensor::Device;
 use serde::Serialize;
 use thiserror::Error;
-use widen::adapt::{
+use widen_adapt::{
     AdaptError, ExpandRequest, Expansion, Placement, ProjectionInit, Strategy, drift, expand,
     freeze_base, standardize,
 };
-use widen::init::Initializer;
-use widen::layers::{
+use widen_init::Initializer;
+use widen_layers::{
     Activation, BatchNormConfig, Conv1dConfig, DataFormat, DenseConfig, InputSpec, LayerConfig,
     LayerError, ModelSpec, Sequential,
 };
 
-use crate::data::{DataError, Dataset};
 pub use report::{StudyFiles, write_outputs};
 use train::{Curve, TrainSettings};
+use widen_data::{DataError, Dataset};
 
 /// What can stop a study.
 #[derive(Debug, Error)]
@@ -437,7 +437,7 @@ pub fn run(
         .saturating_mul(config.seeds.len())
         .saturating_mul(per_seed);
     // Every step keeps a loss and a gradient norm (f64 each) in the curves the report plots.
-    widen::guard::budget()
+    widen_guard::budget()
         .check_elements("the study's training curves", &[total_steps, 2], 8)
         .map_err(|e| StudyError::Config(e.to_string()))?;
     progress.start(total_steps as u64);
@@ -628,7 +628,7 @@ fn run_scenario(
 /// The real-sensor scenario: BasicMotions (embedded), base on the accelerometer (channels 0–2),
 /// widened to accelerometer + gyroscope.
 pub fn real_sensors() -> Result<Scenario, StudyError> {
-    let (train, test) = crate::data::basic_motions()?;
+    let (train, test) = widen_data::basic_motions()?;
     Ok(Scenario {
         name: "real_sensors".into(),
         description:
@@ -648,9 +648,9 @@ pub fn from_ts_files(
     test: &std::path::Path,
     old_channels: usize,
 ) -> Result<Scenario, StudyError> {
-    let policy = crate::data::LengthPolicy::default();
-    let train_set = crate::data::read_ts(train, policy)?;
-    let test_set = crate::data::read_ts(test, policy)?;
+    let policy = widen_data::LengthPolicy::default();
+    let train_set = widen_data::read_ts(train, policy)?;
+    let test_set = widen_data::read_ts(test, policy)?;
     for (set, path) in [(&train_set, train), (&test_set, test)] {
         train::require_labels(set, &path.display().to_string())?;
     }
@@ -684,8 +684,8 @@ pub fn from_ts_files(
 }
 
 /// The controlled scenario from the seeded generator.
-pub fn controlled(config: &crate::data::SyntheticConfig) -> Result<Scenario, StudyError> {
-    let (train, test) = crate::data::generate(config)?;
+pub fn controlled(config: &widen_data::SyntheticConfig) -> Result<Scenario, StudyError> {
+    let (train, test) = widen_data::generate(config)?;
     Ok(Scenario {
         name: "controlled".into(),
         description: format!(
