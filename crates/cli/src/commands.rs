@@ -240,6 +240,15 @@ pub struct ExpandArgs {
     /// Seed for random slices.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where the old channels sit among the new ones (old channel i at position
+    /// old_at[i], comma-separated); default: first, new channels appended.
+    #[arg(long, value_delimiter = ',', conflicts_with = "keep")]
+    pub old_at: Option<Vec<usize>>,
+    /// Narrowing (a sensor retired): the old channels to keep, in their new order
+    /// (comma-separated); their kernel slices stay, the others are dropped. --to must equal the
+    /// count.
+    #[arg(long, value_delimiter = ',')]
+    pub keep: Option<Vec<usize>>,
     /// Backend.
     #[arg(long)]
     pub backend: Option<String>,
@@ -369,7 +378,14 @@ pub fn expand(mut args: ExpandArgs) -> Result<(), String> {
     let mut inputs = vec![args.model.as_path()];
     inputs.extend(args.sample.as_deref());
     widen::guard::check_output(&args.out, &inputs).map_err(|e| e.to_string())?;
-    let request = ExpandRequest::new(args.to, strategy).with_seed(args.seed);
+    let placement = match (&args.old_at, &args.keep) {
+        (Some(map), _) => widen::adapt::Placement::Map(map.clone()),
+        (None, Some(keep)) => widen::adapt::Placement::Keep(keep.clone()),
+        (None, None) => widen::adapt::Placement::Append,
+    };
+    let request = ExpandRequest::new(args.to, strategy)
+        .with_seed(args.seed)
+        .with_placement(placement);
     let sample = match (&args.sample, args.standardize) {
         (Some(path), true) => {
             // The sample is in the widened model's layout: the base model's format.

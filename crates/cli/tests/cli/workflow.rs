@@ -380,3 +380,149 @@ fn bad_inputs_fail_cleanly() {
         &["label"],
     );
 }
+
+/// Runs `predict` and returns the output values.
+fn predict(model: &Path, input: &Path, out: &Path) -> Vec<f32> {
+    assert_ok(&widen(&[
+        "predict",
+        "--model",
+        path_str(model),
+        "--input",
+        path_str(input),
+        "--output",
+        path_str(out),
+    ]));
+    npy::read(out).unwrap().values
+}
+
+#[test]
+fn old_channels_can_sit_anywhere_and_a_retired_sensor_can_be_dropped() {
+    let c = setup("placement");
+    let (x4, _) = series(6, 4, 9);
+    // The base's two channels: positions 0 and 1 of the data.
+    let x2: Vec<f32> = x4.chunks(4).flat_map(|row| [row[0], row[1]]).collect();
+    let base_in = c.dir.join("x2.npy");
+    npy::write(&base_in, &[6, LEN, 2], &x2).unwrap();
+    let want = predict(&c.base, &base_in, &c.dir.join("y_base.npy"));
+    // Old channels at positions 1 and 3 of a 4-channel input.
+    let wide = c.dir.join("wide_map");
+    assert_ok(&widen(&[
+        "expand",
+        "--model",
+        path_str(&c.base),
+        "--to",
+        "4",
+        "--strategy",
+        "zero",
+        "--old-at",
+        "1,3",
+        "--out",
+        path_str(&wide),
+    ]));
+    let moved: Vec<f32> = x4
+        .chunks(4)
+        .flat_map(|row| [99.0, row[0], -42.0, row[1]])
+        .collect();
+    let moved_in = c.dir.join("x_moved.npy");
+    npy::write(&moved_in, &[6, LEN, 4], &moved).unwrap();
+    let got = predict(&wide, &moved_in, &c.dir.join("y_moved.npy"));
+    let diff = want
+        .iter()
+        .zip(&got)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff <= 1e-5, "old channels moved to 1, 3: max |Δ| = {diff}");
+    // Narrowing to channel 1 alone.
+    let narrow = c.dir.join("narrow");
+    assert_ok(&widen(&[
+        "expand",
+        "--model",
+        path_str(&c.base),
+        "--to",
+        "1",
+        "--strategy",
+        "zero",
+        "--keep",
+        "1",
+        "--out",
+        path_str(&narrow),
+    ]));
+    let s = stdout(&widen(&["summary", "--model", path_str(&narrow)]));
+    assert!(s.contains(&format!("(None, {LEN}, 6)")), "{s}");
+    // A map that is not one-to-one is refused.
+    assert_fails(
+        &widen(&[
+            "expand",
+            "--model",
+            path_str(&c.base),
+            "--to",
+            "4",
+            "--strategy",
+            "zero",
+            "--old-at",
+            "1,1",
+            "--out",
+            path_str(&c.dir.join("bad")),
+        ]),
+        &["1"],
+    );
+}
+
+#[test]
+fn ts_data_with_unequal_lengths_follows_the_policy() {
+    let c = setup("ts");
+    // Three cases of 4 channels, lengths 12, 12 and 10; labels a/b.
+    let mut ts = String::from(
+        "@problemName t\n@timeStamps false\n@univariate false\n@dimensions 4\n@equalLength false\n@classLabel true a b\n@data\n",
+    );
+    for (n, len) in [12usize, 12, 10, 12, 12, 10].iter().enumerate() {
+        let dims: Vec<String> = (0..4)
+            .map(|ch| {
+                (0..*len)
+                    .map(|t| format!("{}", ((n + ch + t) % 5) as f32 * 0.1))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        ts += &format!(
+            "{}:{}\n",
+            dims.join(":"),
+            if n % 2 == 0 { "a" } else { "b" }
+        );
+    }
+    let path = c.dir.join("train.ts");
+    std::fs::write(&path, ts).unwrap();
+    let wide = c.dir.join("wide");
+    assert_ok(&widen(&[
+        "expand",
+        "--model",
+        path_str(&c.base),
+        "--to",
+        "4",
+        "--strategy",
+        "zero",
+        "--out",
+        path_str(&wide),
+    ]));
+    let fit = |policy: &str, out: &str| {
+        widen(&[
+            "fit",
+            "--model",
+            path_str(&wide),
+            "--train",
+            path_str(&path),
+            "--val-fraction",
+            "0.34",
+            "--epochs",
+            "1",
+            "--length-policy",
+            policy,
+            "--out",
+            path_str(&c.dir.join(out)),
+        ])
+    };
+    assert_fails(&fit("error", "e"), &["length"]);
+    // Padding to 12 fits the model (fixed length 12); cropping to 10 does not.
+    assert_ok(&fit("pad", "p"));
+    assert_fails(&fit("crop", "c"), &["length 10", "length 12"]);
+}
