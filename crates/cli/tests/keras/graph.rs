@@ -94,3 +94,35 @@ fn summary_of_a_graph_prints_keras_connected_to() {
     let add = out.lines().find(|l| l.contains("(Add)")).unwrap();
     assert_eq!(add.matches("[0][0]").count(), 2, "{add}");
 }
+
+/// `tools/fixtures/check_to_keras.py` rebuilt every Keras fixture with `tools/to_keras.py`
+/// and ran it in Keras; its committed results must cover every fixture directory and pass.
+#[test]
+fn to_keras_rebuilds_every_fixture_within_tolerance() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let results: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("to_keras_results.json")).unwrap()).unwrap();
+    assert_eq!(results["all_pass"], true);
+    let tolerance = results["tolerance"].as_f64().unwrap();
+    assert!(tolerance <= 1e-5);
+    let checked: Vec<String> = results["fixtures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let err = f["max_abs_error"].as_f64().unwrap();
+            assert!(err <= tolerance && f["pass"] == true, "{f}");
+            f["fixture"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for set in ["keras", "keras_graph"] {
+        for entry in fs::read_dir(root.join(set)).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                let name = entry.file_name().into_string().unwrap();
+                let key = format!("{set}/{name}");
+                assert!(checked.contains(&key), "{key} has no to_keras check");
+            }
+        }
+    }
+}
