@@ -53,15 +53,29 @@ pub struct StudyArgs {
     /// Scenarios to run (real, controlled).
     #[arg(long, value_delimiter = ',', default_value = "real,controlled")]
     pub scenarios: Vec<String>,
-    /// Real-sensor scenario from a UEA .ts training file instead of the embedded BasicMotions.
+    /// Real-sensor scenario from your data instead of the embedded BasicMotions: a UEA .ts
+    /// file, or .npy series `[cases, length, channels]` with --train-labels.
     #[arg(long, requires_all = ["test", "old_channels"])]
     pub train: Option<PathBuf>,
-    /// The matching .ts test file.
+    /// The matching test file (.ts, or .npy with --test-labels).
     #[arg(long)]
     pub test: Option<PathBuf>,
-    /// With --train/--test: how many leading channels are old.
+    /// Labels (.npy) for .npy training series.
     #[arg(long)]
-    pub old_channels: Option<usize>,
+    pub train_labels: Option<PathBuf>,
+    /// Labels (.npy) for .npy test series.
+    #[arg(long)]
+    pub test_labels: Option<PathBuf>,
+    /// .npy series are `[cases, channels, length]`.
+    #[arg(long)]
+    pub channels_first: bool,
+    /// What to do with .ts series of unequal length (error, pad, crop).
+    #[arg(long, value_enum, default_value_t)]
+    pub length_policy: crate::workflow::LengthPolicyArg,
+    /// With --train/--test: the old channels, as a count of leading channels (`3`) or an index
+    /// list (`0,2,4`).
+    #[arg(long)]
+    pub old_channels: Option<String>,
     /// Controlled scenario: old channels.
     #[arg(long, default_value_t = 8)]
     pub c_old: usize,
@@ -119,6 +133,8 @@ pub fn study(args: StudyArgs) -> Result<(), String> {
         .train
         .iter()
         .chain(&args.test)
+        .chain(&args.train_labels)
+        .chain(&args.test_labels)
         .map(PathBuf::as_path)
         .collect();
     // Checked before training, so a bad --out does not fail after minutes of work.
@@ -158,8 +174,22 @@ pub fn study(args: StudyArgs) -> Result<(), String> {
     for name in &args.scenarios {
         match name.as_str() {
             "real" => scenarios.push(
-                match (&args.train, &args.test, args.old_channels) {
-                    (Some(train), Some(test), Some(old)) => study::from_ts_files(train, test, old),
+                match (&args.train, &args.test, &args.old_channels) {
+                    (Some(train), Some(test), Some(old)) => {
+                        let read = |p: &Path, l: Option<&Path>| {
+                            crate::workflow::read_data(
+                                p,
+                                l,
+                                args.channels_first,
+                                args.length_policy,
+                            )
+                        };
+                        let train_set = read(train, args.train_labels.as_deref())?;
+                        let test_set = read(test, args.test_labels.as_deref())?;
+                        let old = old_channel_list(old)?;
+                        let description = format!("{} / {}", train.display(), test.display());
+                        study::from_datasets(train_set, test_set, old, &description)
+                    }
                     _ => study::real_sensors(),
                 }
                 .map_err(|e| e.to_string())?,
@@ -210,6 +240,20 @@ pub fn study(args: StudyArgs) -> Result<(), String> {
         files.plot.display()
     );
     Ok(())
+}
+
+/// `--old-channels`: a count of leading channels or a comma-separated index list.
+fn old_channel_list(text: &str) -> Result<Vec<usize>, String> {
+    let parse = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("--old-channels: `{t}` is not a channel count or index"))
+    };
+    if text.contains(',') {
+        text.split(',').map(parse).collect()
+    } else {
+        Ok((0..parse(text)?).collect())
+    }
 }
 
 /// `widen expand` options.

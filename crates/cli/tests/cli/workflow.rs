@@ -526,3 +526,48 @@ fn ts_data_with_unequal_lengths_follows_the_policy() {
     assert_ok(&fit("pad", "p"));
     assert_fails(&fit("crop", "c"), &["length 10", "length 12"]);
 }
+
+#[test]
+fn the_study_reads_npy_data_with_old_channels_as_a_list() {
+    let c = setup("study-npy");
+    let out = c.dir.join("study");
+    let run = |old: &str| {
+        widen(&[
+            "study",
+            "--quiet",
+            "--scenarios",
+            "real",
+            "--train",
+            path_str(&c.x),
+            "--train-labels",
+            path_str(&c.y),
+            "--test",
+            path_str(&c.x_val),
+            "--test-labels",
+            path_str(&c.y_val),
+            "--old-channels",
+            old,
+            "--base-steps",
+            "3",
+            "--steps",
+            "2",
+            "--seeds",
+            "1",
+            "--strategies",
+            "zero,projection",
+            "--out",
+            path_str(&out),
+        ])
+    };
+    assert_ok(&run("0,1"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("study.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["scenarios"][0]["old_channels"],
+        serde_json::json!([0, 1])
+    );
+    assert_eq!(json["scenarios"][0]["new_channels"], 4);
+    assert_fails(&run("0,0"), &["each once"]);
+    assert_fails(&run("4"), &["fewer than"]);
+    assert_fails(&run("x"), &["--old-channels"]);
+}

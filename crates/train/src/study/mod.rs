@@ -651,14 +651,37 @@ pub fn from_ts_files(
     let policy = widen_data::LengthPolicy::default();
     let train_set = widen_data::read_ts(train, policy)?;
     let test_set = widen_data::read_ts(test, policy)?;
-    for (set, path) in [(&train_set, train), (&test_set, test)] {
-        train::require_labels(set, &path.display().to_string())?;
-    }
-    if old_channels == 0 || old_channels >= train_set.channels {
+    let description = format!("{} / {}", train.display(), test.display());
+    from_datasets(
+        train_set,
+        test_set,
+        (0..old_channels).collect(),
+        &description,
+    )
+}
+
+/// A scenario from any labelled train/test pair (from `.ts` or `.npy` files, through
+/// widen-data): the channels `old` are the old ones, the rest new. Test labels are matched to
+/// the training labels by name.
+pub fn from_datasets(
+    train_set: Dataset,
+    test_set: Dataset,
+    old: Vec<usize>,
+    description: &str,
+) -> Result<Scenario, StudyError> {
+    train::require_labels(&train_set, "the training data")?;
+    train::require_labels(&test_set, "the test data")?;
+    let mut sorted = old.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if old.is_empty()
+        || sorted.len() != old.len()
+        || sorted.last().is_some_and(|&c| c >= train_set.channels)
+        || old.len() >= train_set.channels
+    {
         return Err(StudyError::Config(format!(
-            "--old-channels must be at least 1 and fewer than the files' {} channels (the rest are \
-             the new ones the model is widened to), got {old_channels}",
-            train_set.channels
+            "--old-channels must name at least 1 and fewer than the data's {} channels, each once and below {} (the rest are the new ones the model is widened to), got {old:?}",
+            train_set.channels, train_set.channels
         )));
     }
     if test_set.channels != train_set.channels || test_set.length != train_set.length {
@@ -668,18 +691,16 @@ pub fn from_ts_files(
         )));
     }
     // Labels are matched by name: the two files may declare them in different orders.
-    let test_set = test_set.relabel_to(&train_set.class_names, &test.display().to_string())?;
+    let test_set = test_set.relabel_to(&train_set.class_names, "the test data")?;
     Ok(Scenario {
         name: "real_sensors".into(),
         description: format!(
-            "{} / {}: the first {old_channels} of {} channels are old.",
-            train.display(),
-            test.display(),
+            "{description}: channels {old:?} of {} are old.",
             train_set.channels
         ),
         train: train_set,
         test: test_set,
-        old_channels: (0..old_channels).collect(),
+        old_channels: old,
     })
 }
 
