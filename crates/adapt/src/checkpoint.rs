@@ -36,6 +36,20 @@ pub fn expand_checkpoint(
     sample: Option<Tensor<3>>,
     device: &Device,
 ) -> Result<CheckpointExpansion, AdaptError> {
+    expand_checkpoint_with(src, dst, request, sample, None, device)
+}
+
+/// [`expand_checkpoint`], and for a narrowing, the dropped channels' mean contribution moved
+/// into the readers' biases, the means from `compensate` (the base model's layout, all old
+/// channels; see [`crate::compensate_dropped`]).
+pub fn expand_checkpoint_with(
+    src: &Path,
+    dst: &Path,
+    request: &ExpandRequest,
+    sample: Option<Tensor<3>>,
+    compensate: Option<Tensor<3>>,
+    device: &Device,
+) -> Result<CheckpointExpansion, AdaptError> {
     let same = match (src.canonicalize(), dst.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => src == dst,
@@ -52,7 +66,10 @@ pub fn expand_checkpoint(
     } else {
         WeightFormat::Safetensors
     };
-    let expansion = expand(&base, request)?;
+    let mut expansion = expand(&base, request)?;
+    if let Some(old_sample) = compensate {
+        crate::compensate_dropped(&base, &mut expansion, old_sample)?;
+    }
     let new_positions = expansion.map.new_positions();
     let model = match &sample {
         Some(sample) => standardize(&expansion.model, sample, &new_positions)?,

@@ -491,3 +491,78 @@ fn expand_projection(
         strategy: Strategy::Projection { init: init.clone() },
     })
 }
+
+/// After a narrowing (`Placement::Keep`), moves what the dropped channels fed, on average, into
+/// the biases of the layers that read them: `bias += Σ_dropped Σ_taps W · mean`, the means taken
+/// from `sample` (the base model's input layout, all old channels) at each reader's input.
+/// Exact for a reader whose dropped inputs were constant at their mean; for a Dense after
+/// Flatten (per-step features) nothing is compensated. Returns the layers changed.
+pub fn compensate_dropped(
+    base: &Sequential,
+    narrowed: &mut Expansion,
+    sample: burn::tensor::Tensor<3>,
+) -> Result<Vec<String>, AdaptError> {
+    let kept: Vec<usize> = narrowed.map.source.iter().flatten().copied().collect();
+    let dropped: Vec<usize> = (0..narrowed.map.old)
+        .filter(|c| !kept.contains(c))
+        .collect();
+    if dropped.is_empty() {
+        return Ok(Vec::new());
+    }
+    let trace = base.forward_trace(sample, widen_layers::Mode::Inference)?;
+    let region = input_region(base, true)?;
+    let mut changed = Vec::new();
+    for view in &region.consumers {
+        let node = base.inbound(view.layer).first().copied().unwrap_or(0);
+        let values = host::values(match &trace[node].1 {
+            widen_layers::Value::Seq(t) => t.clone().into_data(),
+            widen_layers::Value::Flat(t) => t.clone().into_data(),
+        })?;
+        let dims = trace[node].1.dims();
+        // Per-channel means of the reader's input (channels-first sequences or flat features).
+        let c = narrowed.map.old;
+        let mean: Vec<f64> = match dims.as_slice() {
+            [b, ch, l] if *ch == c => (0..c)
+                .map(|ci| {
+                    let mut s = 0.0;
+                    for bi in 0..*b {
+                        for t in 0..*l {
+                            s += values[(bi * ch + ci) * l + t] as f64;
+                        }
+                    }
+                    s / (b * l).max(1) as f64
+                })
+                .collect(),
+            [b, f] if *f == c => (0..c)
+                .map(|ci| (0..*b).map(|bi| values[bi * f + ci] as f64).sum::<f64>() / *b as f64)
+                .collect(),
+            _ => continue,
+        };
+        let Ok(bias) = base.weight(&view.name, "bias") else {
+            continue;
+        };
+        let mut bias = host::values(bias)?;
+        let w = host::values(base.weight(&view.name, view.param)?)?;
+        let (o, k) = (view.outer, view.inner);
+        for &ci in &dropped {
+            for oi in 0..o {
+                for ki in 0..k {
+                    let wv = w[(oi * c + ci) * k + ki] as f64 * mean[ci];
+                    let at = match view.cols {
+                        None => oi,
+                        Some(cols) => ki % cols.max(1),
+                    };
+                    if let Some(b) = bias.get_mut(at) {
+                        *b += wv as f32;
+                    }
+                }
+            }
+        }
+        let n = bias.len();
+        narrowed
+            .model
+            .set_weight(&view.name, "bias", TensorData::new(bias, [n]))?;
+        changed.push(view.name.clone());
+    }
+    Ok(changed)
+}

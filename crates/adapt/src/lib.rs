@@ -34,7 +34,7 @@ mod recommend;
 mod standardize;
 mod zero_pad;
 
-pub use checkpoint::{CheckpointExpansion, expand_checkpoint};
+pub use checkpoint::{CheckpointExpansion, expand_checkpoint, expand_checkpoint_with};
 pub use consumers::{InputRegion, KernelView, input_region};
 pub use diagnostics::{
     ActivationStats, BatchNormShift, ChannelContribution, Drift, GradientNorm, Report,
@@ -42,7 +42,8 @@ pub use diagnostics::{
 };
 pub use error::AdaptError;
 pub use expand::{
-    ADAPTER_LAYER, ExpandRequest, Expansion, PROJECTION_LAYER, ProjectionInit, Strategy, expand,
+    ADAPTER_LAYER, ExpandRequest, Expansion, PROJECTION_LAYER, ProjectionInit, Strategy,
+    compensate_dropped, expand,
 };
 pub use freeze::{GradientMask, freeze_base, unfreeze_all};
 pub use placement::{ChannelMap, Placement};

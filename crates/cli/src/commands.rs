@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use widen::BackendKind;
-use widen::adapt::{ExpandRequest, ProjectionInit, Strategy, expand_checkpoint};
+use widen::adapt::{ExpandRequest, ProjectionInit, Strategy, expand_checkpoint_with};
 use widen::burn::tensor::{Device, Tensor, TensorData};
 use widen::init::Initializer;
 use widen::layers::{DataFormat, Sequential, Value};
@@ -293,6 +293,10 @@ pub struct ExpandArgs {
     /// count.
     #[arg(long, value_delimiter = ',')]
     pub keep: Option<Vec<usize>>,
+    /// With --keep: data in the base model's channels (.npy); the dropped channels' mean
+    /// contribution goes into the biases of the layers that read them.
+    #[arg(long, requires = "keep")]
+    pub compensate_sample: Option<PathBuf>,
     /// Backend.
     #[arg(long)]
     pub backend: Option<String>,
@@ -421,6 +425,7 @@ pub fn expand(mut args: ExpandArgs) -> Result<(), String> {
     };
     let mut inputs = vec![args.model.as_path()];
     inputs.extend(args.sample.as_deref());
+    inputs.extend(args.compensate_sample.as_deref());
     widen::guard::check_output(&args.out, &inputs).map_err(|e| e.to_string())?;
     let placement = match (&args.old_at, &args.keep) {
         (Some(map), _) => widen::adapt::Placement::Map(map.clone()),
@@ -445,8 +450,29 @@ pub fn expand(mut args: ExpandArgs) -> Result<(), String> {
         }
         _ => None,
     };
-    let done = expand_checkpoint(&args.model, &args.out, &request, sample, &device)
-        .map_err(|e| e.to_string())?;
+    let compensate = match &args.compensate_sample {
+        Some(path) => {
+            let base = Sequential::load(&args.model, &device).map_err(|e| e.to_string())?;
+            Some(read_input(
+                path,
+                args.channels_first,
+                base.input().data_format,
+                base.input().channels,
+                "the base model",
+                &device,
+            )?)
+        }
+        None => None,
+    };
+    let done = expand_checkpoint_with(
+        &args.model,
+        &args.out,
+        &request,
+        sample,
+        compensate,
+        &device,
+    )
+    .map_err(|e| e.to_string())?;
     println!(
         "widened {} → {} input channels ({}, adapted {} `{}`{}); wrote {}",
         done.old_channels,

@@ -497,3 +497,66 @@ fn gradient_norms_name_recurrent_tensors() {
             .all(|n| n.norm > 0.0)
     );
 }
+
+#[test]
+fn a_dropped_constant_channel_is_compensated_exactly() {
+    // Conv (valid) and an LSTM both read the input; channel 1 is retired. Where it held a
+    // constant, moving its contribution into the biases keeps the function.
+    let mut spec = ModelSpec::new(InputSpec::new(3).with_length(10));
+    let input = spec.input_name.clone();
+    let conv = spec.add(&[&input], LayerConfig::Conv1d(Conv1dConfig::new(4, 3)));
+    let lstm = spec.add(&[&input], LayerConfig::Lstm(LstmConfig::new(2)));
+    let g = spec.add(&[&conv], LayerConfig::GlobalAvgPool1d);
+    let cat = spec.add(
+        &[&g, &lstm],
+        LayerConfig::Concatenate(ConcatenateConfig { axis: -1 }),
+    );
+    spec.add(
+        &[&cat],
+        LayerConfig::Dense(widen_layers::DenseConfig::new(2)),
+    );
+    let device = Device::flex();
+    let base = Model::new(spec, 2, &device).unwrap();
+    let (b, l) = (3, 10);
+    let mut x = pseudo_random(b * l * 3, 6);
+    for row in x.chunks_mut(3) {
+        row[1] = 0.7;
+    }
+    let want = values(base.forward(tensor3(&x, [b, l, 3], &device)).unwrap());
+    let mut narrowed = expand(
+        &base,
+        &ExpandRequest::new(2, Strategy::Zero)
+            .with_placement(widen_adapt::Placement::Keep(vec![0, 2])),
+    )
+    .unwrap();
+    let changed =
+        widen_adapt::compensate_dropped(&base, &mut narrowed, tensor3(&x, [b, l, 3], &device))
+            .unwrap();
+    assert_eq!(changed, ["conv1d", "lstm"]);
+    let x2: Vec<f32> = x.chunks(3).flat_map(|r| [r[0], r[2]]).collect();
+    let got = values(
+        narrowed
+            .model
+            .forward(tensor3(&x2, [b, l, 2], &device))
+            .unwrap(),
+    );
+    assert!(
+        max_abs_diff(&want, &got) <= 1e-5,
+        "{}",
+        max_abs_diff(&want, &got)
+    );
+    // Without compensation the output moves.
+    let plain = expand(
+        &base,
+        &ExpandRequest::new(2, Strategy::Zero)
+            .with_placement(widen_adapt::Placement::Keep(vec![0, 2])),
+    )
+    .unwrap();
+    let moved = values(
+        plain
+            .model
+            .forward(tensor3(&x2, [b, l, 2], &device))
+            .unwrap(),
+    );
+    assert!(max_abs_diff(&want, &moved) > 1e-3);
+}

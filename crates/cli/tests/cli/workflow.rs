@@ -449,6 +449,29 @@ fn old_channels_can_sit_anywhere_and_a_retired_sensor_can_be_dropped() {
     ]));
     let s = stdout(&widen(&["summary", "--model", path_str(&narrow)]));
     assert!(s.contains(&format!("(None, {LEN}, 6)")), "{s}");
+    // With a sample of the old data, the dropped channel's mean moves into the conv bias.
+    let compensated = c.dir.join("narrow_c");
+    assert_ok(&widen(&[
+        "expand",
+        "--model",
+        path_str(&c.base),
+        "--to",
+        "1",
+        "--strategy",
+        "zero",
+        "--keep",
+        "1",
+        "--compensate-sample",
+        path_str(&base_in),
+        "--out",
+        path_str(&compensated),
+    ]));
+    let x1: Vec<f32> = x2.chunks(2).map(|r| r[1]).collect();
+    let one = c.dir.join("x1.npy");
+    npy::write(&one, &[6, LEN, 1], &x1).unwrap();
+    let a = predict(&narrow, &one, &c.dir.join("y_n.npy"));
+    let b = predict(&compensated, &one, &c.dir.join("y_c.npy"));
+    assert_ne!(a, b, "compensation changes the biases");
     // A map that is not one-to-one is refused.
     assert_fails(
         &widen(&[
