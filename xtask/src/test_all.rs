@@ -12,6 +12,7 @@ const LIBRARIES: &[&str] = &[
     "widen-init",
     "widen-layers",
     "widen-adapt",
+    "widen-onnx",
     "widen-train",
     "widen",
 ];

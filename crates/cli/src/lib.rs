@@ -2,6 +2,9 @@
 //! library crates (`widen-data`, `widen-train`); this package only parses arguments and prints
 //! (`src/main.rs`), and re-exports those modules under the paths its tests and tools use.
 
+/// `widen import` / `widen export`: ONNX files in and out of model directories.
+pub mod interop;
+
 /// The study and the bench live in `widen-train`; kept here under their old paths.
 pub use widen::train::{bench, study};
 

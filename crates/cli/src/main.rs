@@ -125,6 +125,41 @@ enum Command {
         #[arg(long)]
         backend: Option<String>,
     },
+    /// Import an ONNX model (a PyTorch Conv1d network from torch.onnx.export) as a widen model
+    /// directory; it takes `[batch, channels, length]` input (`predict --channels-first`).
+    Import {
+        /// The .onnx file (never modified).
+        onnx: PathBuf,
+        /// Model directory to write (atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Weights file format.
+        #[arg(long, value_enum, default_value = "safetensors")]
+        format: FormatArg,
+        /// Backend.
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// Export a widen model directory as an ONNX file (opset 17).
+    Export {
+        /// Model directory (never modified).
+        model: PathBuf,
+        /// The .onnx file to write (atomically).
+        #[arg(long)]
+        onnx: PathBuf,
+        /// Backend.
+        #[arg(long)]
+        backend: Option<String>,
+    },
+}
+
+/// Weight file formats on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// weights.safetensors (readable from Python).
+    Safetensors,
+    /// weights.bpk (Burn's burnpack).
+    Burnpack,
 }
 
 /// Sets the process-wide memory budget from `--max-memory`, else `WIDEN_MAX_MEMORY`, else the
@@ -181,6 +216,50 @@ fn run(cli: Cli) -> Result<(), String> {
             channels_first,
             backend,
         } => commands::predict(&model, &input, &output, channels_first, backend.as_deref()),
+        Command::Import {
+            onnx,
+            out,
+            format,
+            backend,
+        } => {
+            let device = commands::backend(backend.as_deref())?
+                .device()
+                .map_err(|e| e.to_string())?;
+            let format = match format {
+                FormatArg::Safetensors => widen::layers::WeightFormat::Safetensors,
+                FormatArg::Burnpack => widen::layers::WeightFormat::Burnpack,
+            };
+            let report = widen_cli::interop::import_onnx(&onnx, &out, format, &device)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "imported {}: {}; wrote {}",
+                onnx.display(),
+                report.summary(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Export {
+            model,
+            onnx,
+            backend,
+        } => {
+            let device = commands::backend(backend.as_deref())?
+                .device()
+                .map_err(|e| e.to_string())?;
+            let report = widen_cli::interop::export_onnx(&model, &onnx, &device)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "exported {} ({} layers, input {}) → {} ({} bytes, opset {})",
+                model.display(),
+                report.layers,
+                widen_cli::interop::input_text(&report.input),
+                onnx.display(),
+                report.bytes,
+                widen::onnx::EXPORT_OPSET
+            );
+            Ok(())
+        }
     }
 }
 

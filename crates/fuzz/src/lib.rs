@@ -1,5 +1,5 @@
 //! Structured-mutation fuzzing of every file reader widen has: `.npy` arrays, UEA `.ts` text,
-//! and checkpoints (`model.json`, `weights.safetensors`, `weights.bpk`).
+//! checkpoints (`model.json`, `weights.safetensors`, `weights.bpk`) and ONNX models.
 //!
 //! **Owns:** the mutators ([`mutate`]: byte-level havoc plus token-aware edits — boundary
 //! numbers, duplicated keys and lines, deleted delimiters, BOMs, control characters, boundary

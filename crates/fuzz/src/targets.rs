@@ -1,7 +1,7 @@
 //! The target table: one entry per reader. An entry is a name, a grammar for the token-aware
 //! mutators, an optional frame (where a binary container keeps its text header, so the header
 //! can be mutated and the length prefix rewritten to match), a seeds function and a run
-//! function. A new reader (ONNX, say) is one more entry in [`TARGETS`].
+//! function. A new reader is one more entry in [`TARGETS`] (`onnx` was the last added).
 
 use std::fs;
 use std::io::ErrorKind;
@@ -195,6 +195,19 @@ pub static TARGETS: &[Target] = &[
         seeds: burnpack_seeds,
         run: run_burnpack,
     },
+    Target {
+        name: "onnx",
+        about: "widen::onnx::import (then build, export and import again)",
+        grammar: Grammar {
+            tokens: ONNX_TOKENS,
+            length_fields: &[],
+            text: false,
+            json: false,
+        },
+        frame: None,
+        seeds: onnx_seeds,
+        run: run_onnx,
+    },
 ];
 
 /// The target called `name`.
@@ -363,7 +376,8 @@ fn run_npy(_: &Context, data: &[u8], _: &[u8]) -> Outcome {
 // ---------------------------------------------------------------------------------------------
 // .ts
 
-const BASIC_MOTIONS_TRAIN: &str = include_str!("../../data/data/BasicMotions/BasicMotions_TRAIN.ts");
+const BASIC_MOTIONS_TRAIN: &str =
+    include_str!("../../data/data/BasicMotions/BasicMotions_TRAIN.ts");
 
 const TS_TOKENS: &[&[u8]] = &[
     b"@problemName",
@@ -1037,6 +1051,120 @@ fn burnpack_rebuild(original: &[u8], header: &[u8]) -> Option<Vec<u8>> {
     out.resize(burnpack_data_start(header.len()), 0);
     out.extend_from_slice(data);
     Some(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// .onnx
+
+/// Op types, attribute names and protobuf keys: a key byte is `(field << 3) | wire type`
+/// (`0x3a` ModelProto.graph, `0x0a` GraphProto.node, `0x2a` NodeProto.attribute, ...).
+const ONNX_TOKENS: &[&[u8]] = &[
+    b"Conv",
+    b"Gemm",
+    b"MatMul",
+    b"BatchNormalization",
+    b"Relu",
+    b"Softmax",
+    b"MaxPool",
+    b"AveragePool",
+    b"GlobalAveragePool",
+    b"Flatten",
+    b"Reshape",
+    b"Squeeze",
+    b"Unsqueeze",
+    b"Transpose",
+    b"Concat",
+    b"Add",
+    b"Pad",
+    b"Slice",
+    b"LSTM",
+    b"GRU",
+    b"Shape",
+    b"Gather",
+    b"ConstantOfShape",
+    b"Constant",
+    b"If",
+    b"pads",
+    b"strides",
+    b"kernel_shape",
+    b"auto_pad",
+    b"SAME_UPPER",
+    b"group",
+    b"axes",
+    b"perm",
+    b"hidden_size",
+    b"\x3a",
+    b"\x0a",
+    b"\x12",
+    b"\x2a",
+    b"\x42\x02\x10\x11",
+    b"\x08\x01",
+    b"\x10\x07",
+    b"\x48\x01",
+    b"\xff\xff\xff\xff\x0f",
+    b"\x80\x80\x80\x80\x80\x80\x80\x80\x40",
+];
+
+/// The ONNX fixtures (the CLI's and widen-onnx's own) and every seed architecture exported.
+fn onnx_seeds(ctx: &Context) -> Result<Vec<Seed>, String> {
+    let mut seeds = Vec::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in ["cli/tests/fixtures/onnx", "onnx/tests/fixtures"] {
+        let Ok(entries) = fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path().join("model.onnx"))
+            .filter(|p| p.is_file())
+            .collect();
+        paths.sort();
+        for p in paths {
+            let data = fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            seeds.push(seed(format!("{dir}/{}", p.display()), data));
+        }
+    }
+    for (i, (name, spec)) in seed_specs().into_iter().enumerate() {
+        let model = Sequential::new(spec, 11 + i as u64, &ctx.device)
+            .map_err(|e| format!("seed model {name}: {e}"))?;
+        // A seed architecture with a layer ONNX has no form for is skipped, not a failure.
+        if let Ok(bytes) = widen::onnx::export(&model) {
+            seeds.push(seed(format!("export of {name}"), bytes));
+        }
+    }
+    if seeds.is_empty() {
+        return Err("no ONNX seeds".into());
+    }
+    Ok(seeds)
+}
+
+/// An import must be a typed refusal or a spec that builds; a model that builds must export,
+/// and the export import again with the same layer types in the same order.
+fn run_onnx(ctx: &Context, data: &[u8], _: &[u8]) -> Outcome {
+    let (spec, weights) = match widen::onnx::import(data) {
+        Ok(x) => x,
+        Err(e) => return Outcome::Refused(e.to_string()),
+    };
+    let model = match widen::onnx::build(spec, weights, &ctx.device) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Refused(e.to_string()),
+    };
+    let bytes = match widen::onnx::export(&model) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Violation(format!("an imported model does not export: {e}")),
+    };
+    let types = |spec: &ModelSpec| -> Vec<&'static str> {
+        spec.layers.iter().map(|l| l.config.type_tag()).collect()
+    };
+    match widen::onnx::import(&bytes) {
+        Ok((again, _)) if types(&again) == types(model.spec()) => Outcome::Accepted,
+        Ok((again, _)) => Outcome::Violation(format!(
+            "export → import changed the layers {:?} into {:?}",
+            types(model.spec()),
+            types(&again)
+        )),
+        Err(e) => Outcome::Violation(format!("widen's own export does not import: {e}")),
+    }
 }
 
 #[cfg(test)]

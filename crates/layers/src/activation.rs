@@ -30,6 +30,9 @@ pub enum Activation {
     Sigmoid,
     /// Softmax over the last axis (features / channels).
     Softmax,
+    /// `log(softmax(x))` over the same axis as [`Activation::Softmax`], computed stably
+    /// (PyTorch's `LogSoftmax`, ONNX's `LogSoftmax`).
+    LogSoftmax,
     /// `x · sigmoid(x)` (a.k.a. SiLU).
     Swish,
 }
@@ -46,6 +49,7 @@ impl Activation {
             "tanh" => Self::Tanh,
             "sigmoid" => Self::Sigmoid,
             "softmax" => Self::Softmax,
+            "log_softmax" => Self::LogSoftmax,
             "swish" | "silu" => Self::Swish,
             _ => return None,
         })
@@ -62,6 +66,7 @@ impl Activation {
             Self::Tanh => activation::tanh(x),
             Self::Sigmoid => activation::sigmoid(x),
             Self::Softmax => activation::softmax(x, feature_dim),
+            Self::LogSoftmax => activation::log_softmax(x, feature_dim),
             Self::Swish => activation::silu(x),
         }
     }

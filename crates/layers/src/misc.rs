@@ -175,7 +175,7 @@ impl crate::LayerKind for ActivationLayer {
     fn channel_role(a: &Activation) -> crate::ChannelRole {
         // Softmax normalises across channels (channels-last) or steps: not channel-local.
         match a {
-            Activation::Softmax => crate::ChannelRole::Mixes,
+            Activation::Softmax | Activation::LogSoftmax => crate::ChannelRole::Mixes,
             _ => crate::ChannelRole::Local,
         }
     }

@@ -14,5 +14,6 @@ pub use widen_data as data;
 pub use widen_guard as guard;
 pub use widen_init as init;
 pub use widen_layers as layers;
+pub use widen_onnx as onnx;
 pub use widen_ops as ops;
 pub use widen_train as train;

@@ -4,6 +4,7 @@
 
 mod commands;
 mod hostile;
+mod onnx;
 mod study;
 mod workflow;
 
