@@ -126,3 +126,24 @@ fn to_keras_rebuilds_every_fixture_within_tolerance() {
         }
     }
 }
+
+/// `tools/fixtures/check_roundtrip.py` took Keras fixtures through expand → fit → to_keras.py
+/// (Keras) and → `widen export --onnx` (onnxruntime); its committed results must all pass, on
+/// outputs that are far from constant.
+#[test]
+fn the_way_back_to_keras_and_onnx_keeps_widens_outputs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let results: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("roundtrip_results.json")).unwrap()).unwrap();
+    assert_eq!(results["all_pass"], true);
+    let fixtures = results["fixtures"].as_array().unwrap();
+    assert!(fixtures.len() >= 5);
+    for f in fixtures {
+        for key in ["keras_max_abs_error", "onnx_max_abs_error"] {
+            assert!(f[key].as_f64().unwrap() <= 1e-5, "{f}");
+        }
+        assert!(f["output_std"].as_f64().unwrap() > 1e-3, "{f}");
+        let name = f["fixture"].as_str().unwrap();
+        assert!(root.join(name).is_dir(), "{name}");
+    }
+}
