@@ -43,11 +43,10 @@
 //! - it pulls `protobuf` with a `protobuf-codegen` build script (neither in the offline
 //!   cache), `regex`, `strum`, `memmap2`, its own derive crate, and `burn-tensor` pinned to
 //!   `=0.21.0`, a second Burn beside the workspace's 0.22.1;
-//! - it panics on malformed input instead of returning errors: `proto_conversion.rs` has
-//!   `panic!`s for negative initializer dims and undecodable scalars, `dim.value.unwrap()` on a
-//!   shape dimension with neither a value nor a parameter, `attr.type_.unwrap()` and
-//!   `attr.t.unwrap()` on attributes; about 180 `panic!`, `unreachable!`, `unwrap()` and
-//!   `expect()` calls sit outside its test modules. widen's invariant is that no caller input
+//! - it aborts on malformed input instead of returning errors: its `proto_conversion.rs`
+//!   panics on negative initializer dims and undecodable scalars, unwraps a shape dimension
+//!   with neither a value nor a parameter and an attribute's type and tensor; about 180 such
+//!   panicking calls sit outside its test modules. widen's invariant is that no caller input
 //!   reaches a panic.
 
 mod error;

@@ -91,19 +91,12 @@ fn setup(tag: &str) -> Case {
 
 fn expand_auto(c: &Case) -> PathBuf {
     let out = c.dir.join("wide");
-    let o = widen(&[
-        "expand",
-        "--model",
+    let o = widen(&expand_args(
         path_str(&c.base),
-        "--to",
         "4",
-        "--strategy",
         "auto",
-        "--sample",
-        path_str(&c.x),
-        "--out",
-        path_str(&out),
-    ]);
+        &["--sample", path_str(&c.x), "--out", path_str(&out)],
+    ));
     assert_ok(&o);
     let text = stdout(&o);
     assert!(
@@ -256,17 +249,12 @@ fn a_killed_fit_resumes_to_the_uninterrupted_weights() {
 fn diagnose_measures_and_recommends() {
     let c = setup("diag");
     let wide = c.dir.join("wide0");
-    assert_ok(&widen(&[
-        "expand",
-        "--model",
+    assert_ok(&widen(&expand_args(
         path_str(&c.base),
-        "--to",
         "4",
-        "--strategy",
         "zero",
-        "--out",
-        path_str(&wide),
-    ]));
+        &["--out", path_str(&wide)],
+    )));
     let json = c.dir.join("diag.json");
     let o = widen(&[
         "diagnose",
@@ -355,17 +343,12 @@ fn bad_inputs_fail_cleanly() {
     assert_fails(&widen(&args), &["--recipe plain"]);
     // auto without a sample.
     assert_fails(
-        &widen(&[
-            "expand",
-            "--model",
+        &widen(&expand_args(
             path_str(&c.base),
-            "--to",
             "4",
-            "--strategy",
             "auto",
-            "--out",
-            path_str(&c.dir.join("a")),
-        ]),
+            &["--out", path_str(&c.dir.join("a"))],
+        )),
         &["--sample"],
     );
     // .ts-only options on .npy, and an evaluate on mismatched labels file.
@@ -379,6 +362,26 @@ fn bad_inputs_fail_cleanly() {
         ]),
         &["label"],
     );
+}
+
+/// `widen expand --model M --to N --strategy S` followed by `rest`.
+fn expand_args<'a>(
+    model: &'a str,
+    to: &'a str,
+    strategy: &'a str,
+    rest: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "expand",
+        "--model",
+        model,
+        "--to",
+        to,
+        "--strategy",
+        strategy,
+    ];
+    args.extend_from_slice(rest);
+    args
 }
 
 /// Runs `predict` and returns the output values.
@@ -406,19 +409,12 @@ fn old_channels_can_sit_anywhere_and_a_retired_sensor_can_be_dropped() {
     let want = predict(&c.base, &base_in, &c.dir.join("y_base.npy"));
     // Old channels at positions 1 and 3 of a 4-channel input.
     let wide = c.dir.join("wide_map");
-    assert_ok(&widen(&[
-        "expand",
-        "--model",
+    assert_ok(&widen(&expand_args(
         path_str(&c.base),
-        "--to",
         "4",
-        "--strategy",
         "zero",
-        "--old-at",
-        "1,3",
-        "--out",
-        path_str(&wide),
-    ]));
+        &["--old-at", "1,3", "--out", path_str(&wide)],
+    )));
     let moved: Vec<f32> = x4
         .chunks(4)
         .flat_map(|row| [99.0, row[0], -42.0, row[1]])
@@ -434,38 +430,29 @@ fn old_channels_can_sit_anywhere_and_a_retired_sensor_can_be_dropped() {
     assert!(diff <= 1e-5, "old channels moved to 1, 3: max |Δ| = {diff}");
     // Narrowing to channel 1 alone.
     let narrow = c.dir.join("narrow");
-    assert_ok(&widen(&[
-        "expand",
-        "--model",
+    assert_ok(&widen(&expand_args(
         path_str(&c.base),
-        "--to",
         "1",
-        "--strategy",
         "zero",
-        "--keep",
-        "1",
-        "--out",
-        path_str(&narrow),
-    ]));
+        &["--keep", "1", "--out", path_str(&narrow)],
+    )));
     let s = stdout(&widen(&["summary", "--model", path_str(&narrow)]));
     assert!(s.contains(&format!("(None, {LEN}, 6)")), "{s}");
     // With a sample of the old data, the dropped channel's mean moves into the conv bias.
     let compensated = c.dir.join("narrow_c");
-    assert_ok(&widen(&[
-        "expand",
-        "--model",
+    assert_ok(&widen(&expand_args(
         path_str(&c.base),
-        "--to",
         "1",
-        "--strategy",
         "zero",
-        "--keep",
-        "1",
-        "--compensate-sample",
-        path_str(&base_in),
-        "--out",
-        path_str(&compensated),
-    ]));
+        &[
+            "--keep",
+            "1",
+            "--compensate-sample",
+            path_str(&base_in),
+            "--out",
+            path_str(&compensated),
+        ],
+    )));
     let x1: Vec<f32> = x2.chunks(2).map(|r| r[1]).collect();
     let one = c.dir.join("x1.npy");
     npy::write(&one, &[6, LEN, 1], &x1).unwrap();
@@ -474,19 +461,12 @@ fn old_channels_can_sit_anywhere_and_a_retired_sensor_can_be_dropped() {
     assert_ne!(a, b, "compensation changes the biases");
     // A map that is not one-to-one is refused.
     assert_fails(
-        &widen(&[
-            "expand",
-            "--model",
+        &widen(&expand_args(
             path_str(&c.base),
-            "--to",
             "4",
-            "--strategy",
             "zero",
-            "--old-at",
-            "1,1",
-            "--out",
-            path_str(&c.dir.join("bad")),
-        ]),
+            &["--old-at", "1,1", "--out", path_str(&c.dir.join("bad"))],
+        )),
         &["1"],
     );
 }
@@ -516,17 +496,12 @@ fn ts_data_with_unequal_lengths_follows_the_policy() {
     let path = c.dir.join("train.ts");
     std::fs::write(&path, ts).unwrap();
     let wide = c.dir.join("wide");
-    assert_ok(&widen(&[
-        "expand",
-        "--model",
+    assert_ok(&widen(&expand_args(
         path_str(&c.base),
-        "--to",
         "4",
-        "--strategy",
         "zero",
-        "--out",
-        path_str(&wide),
-    ]));
+        &["--out", path_str(&wide)],
+    )));
     let fit = |policy: &str, out: &str| {
         widen(&[
             "fit",
