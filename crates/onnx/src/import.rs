@@ -496,6 +496,30 @@ struct GraphInput {
     dims: [Option<usize>; 2],
 }
 
+/// The first eight of `names`, quoted and printable, joined by commas.
+fn first_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    names
+        .take(8)
+        .map(|n| format!("`{}`", widen_layers::printable(n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Refuses string attribute `key` (`default` when absent) unless it is `default`.
+fn only_string(
+    attrs: &Attrs,
+    at: &At,
+    (key, default): (&str, &str),
+    why: &str,
+) -> Result<(), OnnxError> {
+    match attrs.string(key)? {
+        Some(v) if v != default => {
+            Err(at.unsupported(key, format!("is `{}`; {why}", widen_layers::printable(&v))))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn graph_input(graph: &GraphProto, initializers: &HashSet<&str>) -> Result<GraphInput, OnnxError> {
     let inputs: Vec<_> = graph
         .input
@@ -511,11 +535,7 @@ fn graph_input(graph: &GraphProto, initializers: &HashSet<&str>) -> Result<Graph
                 "the graph has {} inputs ({}); a widen model takes one [batch, channels, length] \
                  input",
                 many.len(),
-                many.iter()
-                    .take(8)
-                    .map(|i| format!("`{}`", widen_layers::printable(&i.name)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                first_names(many.iter().map(|i| &i.name))
             )));
         }
     };
@@ -723,11 +743,7 @@ impl<'g> Importer<'g> {
                     reason: format!(
                         "the graph has {} outputs ({}); a widen model has one",
                         many.len(),
-                        many.iter()
-                            .take(8)
-                            .map(|o| format!("`{}`", widen_layers::printable(&o.name)))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        first_names(many.iter().map(|o| &o.name))
                     ),
                 });
             }
@@ -877,8 +893,11 @@ impl<'g> Importer<'g> {
     }
 
     fn required(&mut self, node: &NodeProto, i: usize, at: &At) -> Result<Val, OnnxError> {
-        self.input(node, i, at)?
-            .ok_or_else(|| at.unsupported(&format!("input {i}"), "is missing"))
+        self.input(node, i, at)?.ok_or_else(|| Self::missing(at, i))
+    }
+
+    fn missing(at: &At, i: usize) -> OnnxError {
+        at.unsupported(&format!("input {i}"), "is missing")
     }
 
     fn konst(
@@ -906,8 +925,7 @@ impl<'g> Importer<'g> {
         i: usize,
         at: &At,
     ) -> Result<Rc<Const>, OnnxError> {
-        self.konst(node, i, at)?
-            .ok_or_else(|| at.unsupported(&format!("input {i}"), "is missing"))
+        self.konst(node, i, at)?.ok_or_else(|| Self::missing(at, i))
     }
 
     /// An integer list from input `i` (axes, pads, shapes), or `None` when absent.
@@ -917,12 +935,13 @@ impl<'g> Importer<'g> {
         i: usize,
         at: &At,
     ) -> Result<Option<Vec<i64>>, OnnxError> {
-        match self.konst(node, i, at)? {
-            None => Ok(None),
-            Some(c) => c.ints().map(|v| Some(v.to_vec())).ok_or_else(|| {
-                at.unsupported(&format!("input {i}"), "holds floats where integers belong")
-            }),
-        }
+        self.konst(node, i, at)?
+            .map(|c| {
+                c.ints().map(<[i64]>::to_vec).ok_or_else(|| {
+                    at.unsupported(&format!("input {i}"), "holds floats where integers belong")
+                })
+            })
+            .transpose()
     }
 
     /// `axes` from the attribute (before `since`) or input 1 (from `since` on).
@@ -966,15 +985,19 @@ impl<'g> Importer<'g> {
         }
     }
 
+    /// `what` is `v`, which this op does not take: `why` says what it does take.
+    fn is_not(v: &Val, at: &At, what: &str, why: &str) -> OnnxError {
+        at.unsupported(what, format!("is {}; {why}", v.describe()))
+    }
+
     fn seq_of(v: Val, at: &At, what: &str) -> Result<Seq, OnnxError> {
         match v {
             Val::Seq(s) => Ok(s),
-            other => Err(at.unsupported(
+            other => Err(Self::is_not(
+                &other,
+                at,
                 what,
-                format!(
-                    "is {}; this op maps to widen on a [batch, channels, length] sequence only",
-                    other.describe()
-                ),
+                "this op maps to widen on a [batch, channels, length] sequence only",
             )),
         }
     }
@@ -1048,6 +1071,34 @@ impl<'g> Importer<'g> {
             .push(LayerSpec::new(&name, inbound, config));
         self.shapes.insert(name.clone(), shape);
         Ok((name, shape))
+    }
+
+    /// A `{stem}_pad` ZeroPadding1D of `padding` reading `from`; returns its name.
+    fn push_zero_pad(
+        &mut self,
+        stem: &str,
+        at: &At,
+        from: &str,
+        padding: [usize; 2],
+    ) -> Result<String, OnnxError> {
+        let config = LayerConfig::ZeroPadding1d(ZeroPaddingConfig { padding });
+        Ok(self.push_as(&format!("{stem}_pad"), at, &[from], config)?.0)
+    }
+
+    /// A Normalization of `seq` with per-channel `mean` and `variance`; returns its name.
+    fn push_norm(
+        &mut self,
+        node: &NodeProto,
+        at: &At,
+        seq: &Seq,
+        mean: Vec<f32>,
+        variance: Vec<f32>,
+    ) -> Result<String, OnnxError> {
+        let config = LayerConfig::Normalization(NormalizationConfig::identity());
+        let (name, _) = self.push(node, at, &[&seq.node], config)?;
+        self.weight(&name, "mean", mean, &[seq.channels]);
+        self.weight(&name, "variance", variance, &[seq.channels]);
+        Ok(name)
     }
 
     /// [`Self::push_as`] with the node's own stem.
@@ -1473,13 +1524,7 @@ impl<'g> Importer<'g> {
                 let Pads::Explicit(l, r) = pads else {
                     return Err(at.unsupported("pads", "no widen padding matches"));
                 };
-                let (pad, _) = self.push_as(
-                    &format!("{stem}_pad"),
-                    at,
-                    &[&from],
-                    LayerConfig::ZeroPadding1d(ZeroPaddingConfig { padding: [l, r] }),
-                )?;
-                from = pad;
+                from = self.push_zero_pad(&stem, at, &from, [l, r])?;
                 PaddingMode::Valid
             }
         };
@@ -1528,12 +1573,11 @@ impl<'g> Importer<'g> {
             Val::Seq(s) => (s.node.clone(), s.channels),
             Val::Flat { node, features } => (node.clone(), *features),
             other => {
-                return Err(at.unsupported(
+                return Err(Self::is_not(
+                    other,
+                    at,
                     "input 0",
-                    format!(
-                        "is {}; widen normalises [N, C, L] or [N, C]",
-                        other.describe()
-                    ),
+                    "widen normalises [N, C, L] or [N, C]",
                 ));
             }
         };
@@ -1746,13 +1790,7 @@ impl<'g> Importer<'g> {
             (Some(PaddingMode::Same), _) if !include_pad => PaddingMode::Same,
             (_, Pads::Explicit(l, r)) if include_pad => {
                 // Averages that count the padding are averages over zeros widen pads with.
-                let (pad, _) = self.push_as(
-                    &format!("{stem}_pad"),
-                    at,
-                    &[&from],
-                    LayerConfig::ZeroPadding1d(ZeroPaddingConfig { padding: [l, r] }),
-                )?;
-                from = pad;
+                from = self.push_zero_pad(&stem, at, &from, [l, r])?;
                 PaddingMode::Valid
             }
             _ => {
@@ -1802,10 +1840,7 @@ impl<'g> Importer<'g> {
             Val::Seq(s) | Val::SeqT(s) => (s, 3),
             Val::Seq4 { seq, .. } => (seq, 4),
             other => {
-                return Err(at.unsupported(
-                    "input 0",
-                    format!("is {}; widen pools sequences", other.describe()),
-                ));
+                return Err(Self::is_not(&other, at, "input 0", "widen pools sequences"));
             }
         };
         let config = if max {
@@ -1912,12 +1947,11 @@ impl<'g> Importer<'g> {
             }),
             Val::Seq(s) | Val::Seq4 { seq: s, .. } => self.flatten_seq(node, at, s, false),
             Val::SeqT(s) => self.flatten_seq(node, at, s, true),
-            other => Err(at.unsupported(
+            other => Err(Self::is_not(
+                &other,
+                at,
                 "input 0",
-                format!(
-                    "is {}; widen flattens sequences and pooled tensors",
-                    other.describe()
-                ),
+                "widen flattens sequences and pooled tensors",
             )),
         }
     }
@@ -2181,12 +2215,11 @@ impl<'g> Importer<'g> {
                     .collect();
                 Ok((node, c * l, Some(perm)))
             }
-            other => Err(at.unsupported(
+            other => Err(Self::is_not(
+                &other,
+                at,
                 "input 0",
-                format!(
-                    "is {}; widen's Dense reads [batch, features] (flatten or pool first)",
-                    other.describe()
-                ),
+                "widen's Dense reads [batch, features] (flatten or pool first)",
             )),
         }
     }
@@ -2438,14 +2471,7 @@ impl<'g> Importer<'g> {
                 } else {
                     per
                 };
-                let (name, _) = self.push(
-                    node,
-                    at,
-                    &[&seq.node],
-                    LayerConfig::Normalization(NormalizationConfig::identity()),
-                )?;
-                self.weight(&name, "mean", mean, &[channels]);
-                self.weight(&name, "variance", vec![1.0; channels], &[channels]);
+                let name = self.push_norm(node, at, &seq, mean, vec![1.0; channels])?;
                 self.open_norm.insert(out_name, self.spec.layers.len() - 1);
                 Ok(x.with_node(&name))
             }
@@ -2466,14 +2492,7 @@ impl<'g> Importer<'g> {
                     self.open_norm.remove(x_name);
                     return Ok(x);
                 }
-                let (name, _) = self.push(
-                    node,
-                    at,
-                    &[&seq.node],
-                    LayerConfig::Normalization(NormalizationConfig::identity()),
-                )?;
-                self.weight(&name, "mean", vec![0.0; channels], &[channels]);
-                self.weight(&name, "variance", variance, &[channels]);
+                let name = self.push_norm(node, at, &seq, vec![0.0; channels], variance)?;
                 Ok(x.with_node(&name))
             }
             _ => Err(refuse(
@@ -2591,25 +2610,41 @@ impl<'g> Importer<'g> {
         }
     }
 
+    /// A sequence and the ONNX axis of its length, or an error saying what the op does.
+    fn length_axis_of(x: &Val, at: &At, does: &str) -> Result<(Seq, usize), OnnxError> {
+        Self::length_axis(x).ok_or_else(|| Self::is_not(x, at, "input 0", does))
+    }
+
+    /// Pushes a length op on `seq` (the sequence `x` is or views); a transposed view stays one.
+    fn push_keeping_view(
+        &mut self,
+        node: &NodeProto,
+        at: &At,
+        seq: &Seq,
+        x: Val,
+        config: LayerConfig,
+    ) -> Result<Val, OnnxError> {
+        let (name, shape) = self.push(node, at, &[&seq.node], config)?;
+        Ok(match (x, shape) {
+            (Val::SeqT(_), FeatureShape::Seq { channels, length }) => Val::SeqT(Seq {
+                node: name,
+                channels,
+                length,
+            }),
+            (_, shape) => Self::value(shape, name),
+        })
+    }
+
     fn pad(&mut self, node: &NodeProto, at: &At, attrs: &Attrs) -> Result<Val, OnnxError> {
         attrs.only(&["mode", "pads", "value"])?;
         let x = self.required(node, 0, at)?;
-        let Some((seq, axis)) = Self::length_axis(&x) else {
-            return Err(at.unsupported(
-                "input 0",
-                format!("is {}; widen pads sequences", x.describe()),
-            ));
-        };
-        let mode = attrs.string("mode")?.unwrap_or_else(|| "constant".into());
-        if mode != "constant" {
-            return Err(at.unsupported(
-                "mode",
-                format!(
-                    "is `{}`; widen pads with zeros (mode `constant`) only",
-                    widen_layers::printable(&mode)
-                ),
-            ));
-        }
+        let (seq, axis) = Self::length_axis_of(&x, at, "widen pads sequences")?;
+        only_string(
+            attrs,
+            at,
+            ("mode", "constant"),
+            "widen pads with zeros (mode `constant`) only",
+        )?;
         let (pads, value, axes) = if self.opset >= 11 {
             let pads = self
                 .int_input(node, 1, at)?
@@ -2668,29 +2703,14 @@ impl<'g> Importer<'g> {
                 );
             }
         };
-        let (name, shape) = self.push(node, at, &[&seq.node], config)?;
-        Ok(match (x, shape) {
-            (Val::SeqT(_), FeatureShape::Seq { channels, length }) => Val::SeqT(Seq {
-                node: name,
-                channels,
-                length,
-            }),
-            (_, shape) => Self::value(shape, name),
-        })
+        self.push_keeping_view(node, at, &seq, x, config)
     }
 
     fn slice(&mut self, node: &NodeProto, at: &At, attrs: &Attrs) -> Result<Val, OnnxError> {
         attrs.only(&["starts", "ends", "axes"])?;
         let x = self.required(node, 0, at)?;
-        let Some((seq, axis)) = Self::length_axis(&x) else {
-            return Err(at.unsupported(
-                "input 0",
-                format!(
-                    "is {}; widen slices sequences along their length",
-                    x.describe()
-                ),
-            ));
-        };
+        let (seq, axis) =
+            Self::length_axis_of(&x, at, "widen slices sequences along their length")?;
         let (starts, ends, axes, steps) = if self.opset >= 10 {
             let need = |v: Option<Vec<i64>>, what: &str| {
                 v.ok_or_else(|| at.unsupported(what, "is missing"))
@@ -2750,15 +2770,7 @@ impl<'g> Importer<'g> {
         let config = LayerConfig::Cropping1d(CroppingConfig {
             cropping: [left as usize, right as usize],
         });
-        let (name, shape) = self.push(node, at, &[&seq.node], config)?;
-        Ok(match (x, shape) {
-            (Val::SeqT(_), FeatureShape::Seq { channels, length }) => Val::SeqT(Seq {
-                node: name,
-                channels,
-                length,
-            }),
-            (_, shape) => Self::value(shape, name),
-        })
+        self.push_keeping_view(node, at, &seq, x, config)
     }
 
     fn resize(&mut self, node: &NodeProto, at: &At, attrs: &Attrs) -> Result<Val, OnnxError> {
@@ -2779,16 +2791,12 @@ impl<'g> Importer<'g> {
             ])?;
         }
         let x = Self::seq_of(self.required(node, 0, at)?, at, "input 0")?;
-        let mode = attrs.string("mode")?.unwrap_or_else(|| "nearest".into());
-        if mode != "nearest" {
-            return Err(at.unsupported(
-                "mode",
-                format!(
-                    "is `{}`; widen's UpSampling1D repeats steps (mode `nearest`)",
-                    widen_layers::printable(&mode)
-                ),
-            ));
-        }
+        only_string(
+            attrs,
+            at,
+            ("mode", "nearest"),
+            "widen's UpSampling1D repeats steps (mode `nearest`)",
+        )?;
         if !upsample {
             let ctm = attrs
                 .string("coordinate_transformation_mode")?
@@ -2989,12 +2997,11 @@ impl<'g> Importer<'g> {
             Val::SeqT(s) => (s.clone(), 1),
             Val::SeqTime(s) => (s.clone(), 0),
             other => {
-                return Err(at.unsupported(
+                return Err(Self::is_not(
+                    other,
+                    at,
                     "input 0",
-                    format!(
-                        "is {}; widen maps a Gather of one step of a sequence only",
-                        other.describe()
-                    ),
+                    "widen maps a Gather of one step of a sequence only",
                 ));
             }
         };
@@ -3087,18 +3094,12 @@ impl<'g> Importer<'g> {
                 return Err(at.unsupported(name, format!("{why}: widen's cells have none")));
             }
         }
-        let direction = attrs
-            .string("direction")?
-            .unwrap_or_else(|| "forward".into());
-        if direction != "forward" {
-            return Err(at.unsupported(
-                "direction",
-                format!(
-                    "is `{}`; widen's recurrent layers run forward",
-                    widen_layers::printable(&direction)
-                ),
-            ));
-        }
+        only_string(
+            attrs,
+            at,
+            ("direction", "forward"),
+            "widen's recurrent layers run forward",
+        )?;
         if attrs.int("layout")?.unwrap_or(0) != 0 {
             return Err(at.unsupported("layout", "is 1 (batch-major); widen maps layout 0"));
         }

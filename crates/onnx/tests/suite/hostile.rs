@@ -5,7 +5,8 @@ use proptest::prelude::*;
 use prost::Message;
 use widen_layers::{Model, keras_ex1};
 use widen_onnx::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, StringStringEntryProto, attr_type, data_type,
+    AttributeProto, GraphProto, ModelProto, NodeProto, StringStringEntryProto, TensorProto,
+    attr_type, data_type,
 };
 use widen_onnx::{OnnxError, import, import_model};
 
@@ -21,6 +22,44 @@ fn decode(bytes: &[u8]) -> ModelProto {
 
 fn graph(m: &mut ModelProto) -> &mut GraphProto {
     m.graph.as_mut().unwrap()
+}
+
+/// The initializer called `name`.
+fn initializer<'a>(m: &'a mut ModelProto, name: &str) -> &'a mut TensorProto {
+    graph(m)
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == name)
+        .unwrap()
+}
+
+/// The first node of type `op`.
+fn node_of<'a>(m: &'a mut ModelProto, op: &str) -> &'a mut NodeProto {
+    graph(m).node.iter_mut().find(|n| n.op_type == op).unwrap()
+}
+
+/// Makes axis `axis` of the graph input a named, dynamic dimension.
+fn make_input_dim_dynamic(m: &mut ModelProto, axis: usize, param: &str) {
+    let t = graph(m).input[0]
+        .r#type
+        .as_mut()
+        .unwrap()
+        .tensor_type
+        .as_mut()
+        .unwrap();
+    t.shape.as_mut().unwrap().dim[axis] = widen_onnx::proto::Dimension {
+        dim_value: None,
+        dim_param: Some(param.into()),
+    };
+}
+
+/// Import of `m` fails with a graph error whose reason mentions `what`.
+fn assert_graph_error(m: &ModelProto, what: &str) {
+    let e = error(&m.encode_to_vec());
+    assert!(
+        matches!(&e, OnnxError::Graph { reason } if reason.contains(what)),
+        "{e}"
+    );
 }
 
 fn error(bytes: &[u8]) -> OnnxError {
@@ -107,11 +146,7 @@ fn an_unsupported_op_names_the_node_and_the_op() {
 #[test]
 fn an_unknown_attribute_is_refused_by_name() {
     let mut m = decode(&valid());
-    let conv = graph(&mut m)
-        .node
-        .iter_mut()
-        .find(|n| n.op_type == "Conv")
-        .unwrap();
+    let conv = node_of(&mut m, "Conv");
     conv.attribute.push(AttributeProto {
         name: "wobble".into(),
         i: 1,
@@ -136,18 +171,7 @@ fn a_dynamic_length_imports_when_nothing_needs_it_fixed() {
     }
     // conv_options flattens [8, 8]: with a dynamic length that is refused, naming the node.
     let mut m = decode(&fixture("conv_options/model.onnx"));
-    let g = graph(&mut m);
-    let dim = &mut g.input[0]
-        .r#type
-        .as_mut()
-        .unwrap()
-        .tensor_type
-        .as_mut()
-        .unwrap();
-    dim.shape.as_mut().unwrap().dim[2] = widen_onnx::proto::Dimension {
-        dim_value: None,
-        dim_param: Some("length".into()),
-    };
+    make_input_dim_dynamic(&mut m, 2, "length");
     let e = error(&m.encode_to_vec()).to_string();
     assert!(e.contains("Flatten") && e.contains("dynamic length"), "{e}");
 }
@@ -155,18 +179,7 @@ fn a_dynamic_length_imports_when_nothing_needs_it_fixed() {
 #[test]
 fn a_dynamic_channel_axis_is_refused() {
     let mut m = decode(&fixture("plain_cnn/model.onnx"));
-    let g = graph(&mut m);
-    let t = g.input[0]
-        .r#type
-        .as_mut()
-        .unwrap()
-        .tensor_type
-        .as_mut()
-        .unwrap();
-    t.shape.as_mut().unwrap().dim[1] = widen_onnx::proto::Dimension {
-        dim_value: None,
-        dim_param: Some("channels".into()),
-    };
+    make_input_dim_dynamic(&mut m, 1, "channels");
     let e = error(&m.encode_to_vec()).to_string();
     assert!(e.contains("channel axis"), "{e}");
 }
@@ -179,12 +192,7 @@ fn absurd_dims_are_refused_before_allocating() {
         vec![-4, 3, 5],
     ] {
         let mut m = decode(&fixture("plain_cnn/model.onnx"));
-        let g = graph(&mut m);
-        let w = g
-            .initializer
-            .iter_mut()
-            .find(|t| t.name == "conv1.weight")
-            .unwrap();
+        let w = initializer(&mut m, "conv1.weight");
         w.dims = dims.clone();
         let e = error(&m.encode_to_vec());
         assert!(
@@ -197,11 +205,7 @@ fn absurd_dims_are_refused_before_allocating() {
 #[test]
 fn external_data_and_integer_weights_are_refused() {
     let mut m = decode(&fixture("plain_cnn/model.onnx"));
-    let w = graph(&mut m)
-        .initializer
-        .iter_mut()
-        .find(|t| t.name == "conv1.weight")
-        .unwrap();
+    let w = initializer(&mut m, "conv1.weight");
     w.raw_data.clear();
     w.data_location = 1;
     w.external_data = vec![StringStringEntryProto {
@@ -215,11 +219,7 @@ fn external_data_and_integer_weights_are_refused() {
     );
 
     let mut m = decode(&fixture("plain_cnn/model.onnx"));
-    let w = graph(&mut m)
-        .initializer
-        .iter_mut()
-        .find(|t| t.name == "conv1.weight")
-        .unwrap();
+    let w = initializer(&mut m, "conv1.weight");
     w.data_type = 3; // INT8
     let e = error(&m.encode_to_vec()).to_string();
     assert!(e.contains("conv1.weight") && e.contains("INT8"), "{e}");
@@ -291,31 +291,19 @@ fn cycles_unknown_names_and_redefinitions_are_refused() {
     // Unknown: the first node reads a name nothing defines.
     let mut m = decode(&valid());
     graph(&mut m).node[0].input[0] = "ghost".into();
-    let e = error(&m.encode_to_vec());
-    assert!(
-        matches!(&e, OnnxError::Graph { reason } if reason.contains("ghost")),
-        "{e}"
-    );
+    assert_graph_error(&m, "ghost");
     // Cycle: the first node reads the last one's output.
     let mut m = decode(&valid());
     let g = graph(&mut m);
     let last = g.node.last().unwrap().output[0].clone();
     g.node[0].input[0] = last;
-    let e = error(&m.encode_to_vec());
-    assert!(
-        matches!(&e, OnnxError::Graph { reason } if reason.contains("cycle")),
-        "{e}"
-    );
+    assert_graph_error(&m, "cycle");
     // A value written twice.
     let mut m = decode(&valid());
     let g = graph(&mut m);
     let first = g.node[0].output[0].clone();
     g.node[1].output[0] = first;
-    let e = error(&m.encode_to_vec());
-    assert!(
-        matches!(&e, OnnxError::Graph { reason } if reason.contains("defined twice")),
-        "{e}"
-    );
+    assert_graph_error(&m, "defined twice");
 }
 
 #[test]
@@ -333,11 +321,7 @@ fn a_foreign_domain_and_an_unknown_opset_are_refused() {
 #[test]
 fn a_training_batch_norm_is_refused() {
     let mut m = decode(&fixture("residual/model.onnx"));
-    let bn = graph(&mut m)
-        .node
-        .iter_mut()
-        .find(|n| n.op_type == "BatchNormalization")
-        .unwrap();
+    let bn = node_of(&mut m, "BatchNormalization");
     for a in &mut bn.attribute {
         if a.name == "training_mode" {
             a.i = 1;

@@ -198,6 +198,13 @@ fn round_trip(spec: ModelSpec, seed: u64) {
     }
 }
 
+/// Both layouts of `channels` channels, `length` steps long and then of a dynamic length.
+fn fixed_and_dynamic(channels: usize, length: usize) -> impl Iterator<Item = InputSpec> {
+    layouts(InputSpec::new(channels).with_length(length))
+        .into_iter()
+        .chain(layouts(InputSpec::new(channels)))
+}
+
 fn layouts(input: InputSpec) -> [InputSpec; 2] {
     [
         input.with_data_format(DataFormat::ChannelsLast),
@@ -211,10 +218,7 @@ fn fcn_round_trips() {
         filters: [8, 6, 4],
         kernels: [8, 5, 3],
     };
-    for input in layouts(InputSpec::new(3).with_length(24))
-        .into_iter()
-        .chain(layouts(InputSpec::new(3)))
-    {
+    for input in fixed_and_dynamic(3, 24) {
         round_trip(zoo::fcn(input, 4, &config), 1);
     }
 }
@@ -225,10 +229,7 @@ fn resnet_round_trips() {
         filters: vec![6, 8],
         kernels: [8, 5, 3],
     };
-    for input in layouts(InputSpec::new(2).with_length(20))
-        .into_iter()
-        .chain(layouts(InputSpec::new(2)))
-    {
+    for input in fixed_and_dynamic(2, 20) {
         round_trip(zoo::resnet(input, 3, &config), 2);
     }
 }
@@ -242,10 +243,7 @@ fn inception_time_round_trips() {
         kernels: [9, 5, 3],
         residual: true,
     };
-    for input in layouts(InputSpec::new(4).with_length(24))
-        .into_iter()
-        .chain(layouts(InputSpec::new(4)))
-    {
+    for input in fixed_and_dynamic(4, 24) {
         let mut spec = zoo::inception_time(input, 3, &config);
         // The zoo joins branches on Keras' last axis, the channels of a channels-last model.
         if input.data_format == DataFormat::ChannelsFirst {
@@ -339,10 +337,7 @@ fn a_chain_of_every_layer_round_trips() {
 /// A sequence output (no head): the channels-last export transposes it back.
 #[test]
 fn sequence_outputs_round_trip() {
-    for input in layouts(InputSpec::new(3).with_length(16))
-        .into_iter()
-        .chain(layouts(InputSpec::new(3)))
-    {
+    for input in fixed_and_dynamic(3, 16) {
         let spec = ModelSpec::new(input)
             .push(LayerConfig::Conv1d(
                 conv(5, 3).with_padding(PaddingMode::Same),
@@ -405,10 +400,7 @@ fn merge_graph(input: InputSpec) -> ModelSpec {
 
 #[test]
 fn merges_and_concatenations_round_trip() {
-    for input in layouts(InputSpec::new(3).with_length(12))
-        .into_iter()
-        .chain(layouts(InputSpec::new(3)))
-    {
+    for input in fixed_and_dynamic(3, 12) {
         round_trip(merge_graph(input), 8);
     }
 }
@@ -417,10 +409,7 @@ fn merges_and_concatenations_round_trip() {
 /// returning its last state after a conv; on fixed and dynamic lengths.
 #[test]
 fn recurrent_layers_round_trip() {
-    for input in layouts(InputSpec::new(3).with_length(10))
-        .into_iter()
-        .chain(layouts(InputSpec::new(3)))
-    {
+    for input in fixed_and_dynamic(3, 10) {
         for reset_after in [true, false] {
             let spec = ModelSpec::new(input)
                 .push(LayerConfig::Conv1d(
