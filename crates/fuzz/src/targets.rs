@@ -95,7 +95,7 @@ pub struct Target {
 pub static TARGETS: &[Target] = &[
     Target {
         name: "npy",
-        about: "widen_cli::npy::parse",
+        about: "widen_data::npy::parse and parse_labels",
         grammar: Grammar {
             tokens: NPY_TOKENS,
             length_fields: &[
@@ -290,6 +290,16 @@ fn npy_seeds(_: &Context) -> Result<Vec<Seed>, String> {
     let f4 = "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }";
     seeds.push(seed("v2.0 float32", npy_file(2, f4, &f32_bytes(3))));
     seeds.push(seed("v3.0 float32", npy_file(3, f4, &f32_bytes(3))));
+    // Labels: integers and fixed-width strings, as np.save writes them.
+    let i8 = "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }";
+    let ints: Vec<u8> = [3i64, -1, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
+    seeds.push(seed("int64 labels", npy_file(1, i8, &ints)));
+    let u3 = "{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }";
+    let text: Vec<u8> = "runwa\0"
+        .chars()
+        .flat_map(|c| (c as u32).to_le_bytes())
+        .collect();
+    seeds.push(seed("string labels", npy_file(1, u3, &text)));
     let reordered = "{'shape': (1, 2), 'fortran_order': False, 'descr': '<f4'}";
     seeds.push(seed(
         "keys reordered",
@@ -334,6 +344,13 @@ fn npy_rebuild(original: &[u8], header: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn run_npy(_: &Context, data: &[u8], _: &[u8]) -> Outcome {
+    // The labels reader parses the same headers (integers, floats, strings): whatever it
+    // returns, it must return without a panic and within the budget.
+    if let Ok(labels) = npy::parse_labels(data, "fuzz.npy")
+        && labels.iter().any(|l| l.contains('\0'))
+    {
+        return Outcome::Violation("a label kept a NUL terminator".into());
+    }
     let array = match npy::parse(data, "fuzz.npy") {
         Ok(a) => a,
         Err(e) => return Outcome::Refused(e.to_string()),
