@@ -36,7 +36,7 @@ fn run(seed: u64) -> Result<(), String> {
     let accel = [0, 1, 2];
     let old_train = train.select_channels(&accel).map_err(|e| err(&e))?;
     let old_test = test.select_channels(&accel).map_err(|e| err(&e))?;
-    let (fit_train, fit_val) = train.split_stratified(0.25, seed).map_err(|e| err(&e))?;
+    let (fit_train, fit_val) = train.split_stratified(0.2, seed).map_err(|e| err(&e))?;
     let old_val = fit_val.select_channels(&accel).map_err(|e| err(&e))?;
     let old_fit = fit_train.select_channels(&accel).map_err(|e| err(&e))?;
     // Base and scratch models get a generous budget: they are the references, trained the
