@@ -295,6 +295,9 @@ pub fn gradient_norms(
             norm: n,
         });
     };
+    // Computed once, not per layer: the spec's tensor lists name the parameters of the layers
+    // handled generically below (this runs every training step).
+    let params = model.spec().layer_params().unwrap_or_default();
     for layer in model.layers() {
         match layer {
             Layer::Conv1d(l) => {
@@ -320,14 +323,11 @@ pub fn gradient_norms(
             other => {
                 // Any other layer: its float parameters in the module's order, named by the
                 // trainable tensors its spec lists (same order and sizes), else `param<k>`.
-                let names: Vec<String> = model
-                    .spec()
-                    .layer_params()
-                    .unwrap_or_default()
-                    .into_iter()
+                let names: Vec<String> = params
+                    .iter()
                     .find(|(n, _)| n == other.name())
                     .map(|(_, ps)| {
-                        ps.into_iter()
+                        ps.iter()
                             .filter(|p| p.trainable)
                             .map(|p| p.name.to_string())
                             .collect()
