@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """TensorFlow/Keras baseline for `cargo xtask bench --vs-tf`.
 
-Times the same two shapes as `widen bench` (seed: [10, 50, 8] -> Conv1D(32, 3, valid); large:
-[64, 1024, 64] -> Conv1D(128, 9, same); each then BatchNormalization -> GlobalMaxPooling1D) on the
-CPU with 2 threads: inference forward, and one training step (forward in training mode, sum loss,
+Times the same shapes as `widen bench` on the CPU with 2 threads: seed ([10, 50, 8] ->
+Conv1D(32, 3, valid)) and large ([64, 1024, 64] -> Conv1D(128, 9, same)), each then
+BatchNormalization -> GlobalMaxPooling1D with a sum loss; fcn and resnet ([16, 512, 9], 6 classes;
+Wang et al. 2017 as in Fawaz et al. 2019, the same architectures as widen_layers::zoo) with softmax
+cross-entropy. Inference forward, and one training step (forward in training mode, loss,
 gradients, Adam update), both as compiled tf.functions. Median of repeated runs after warm-up.
 Prints exactly one JSON line last, in widen bench's format.
+
+    python3 bench/tf_reference.py [seed,large,fcn,resnet]
 
 Needs: pip install tensorflow-cpu==2.21.0
 """
@@ -32,11 +36,48 @@ tf.config.threading.set_inter_op_parallelism_threads(1)
 SHAPES = {
     "seed": dict(input=(10, 50, 8), filters=32, kernel=3, padding="valid", repeats=200),
     "large": dict(input=(64, 1024, 64), filters=128, kernel=9, padding="same", repeats=15),
+    "fcn": dict(input=(16, 512, 9), network="fcn", repeats=10),
+    "resnet": dict(input=(16, 512, 9), network="resnet", repeats=5),
 }
+CLASSES = 6
+
+
+def fcn(inp):
+    y = inp
+    for f, k in [(128, 8), (256, 5), (128, 3)]:
+        y = keras.layers.Conv1D(f, k, padding="same")(y)
+        y = keras.layers.BatchNormalization()(y)
+        y = keras.layers.Activation("relu")(y)
+    return y
+
+
+def resnet(inp):
+    x = inp
+    width = inp.shape[-1]
+    for b, f in enumerate([64, 128, 128]):
+        y = x
+        for i, k in enumerate([8, 5, 3]):
+            y = keras.layers.Conv1D(f, k, padding="same")(y)
+            y = keras.layers.BatchNormalization()(y)
+            if i < 2:
+                y = keras.layers.Activation("relu")(y)
+        if b == 0 or width != f:
+            s = keras.layers.Conv1D(f, 1, padding="same")(x)
+            s = keras.layers.BatchNormalization()(s)
+        else:
+            s = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation("relu")(keras.layers.Add()([s, y]))
+        width = f
+    return x
 
 
 def model_for(s):
     inp = keras.Input(shape=s["input"][1:])
+    if s.get("network"):
+        body = fcn(inp) if s["network"] == "fcn" else resnet(inp)
+        y = keras.layers.GlobalAveragePooling1D()(body)
+        y = keras.layers.Dense(CLASSES, activation="softmax")(y)
+        return keras.Model(inp, y)
     y = keras.layers.Conv1D(s["filters"], s["kernel"], padding=s["padding"])(inp)
     y = keras.layers.BatchNormalization()(y)
     y = keras.layers.GlobalMaxPooling1D()(y)
@@ -64,6 +105,8 @@ def bench(name):
     x = tf.constant(rng.standard_normal(s["input"]).astype(np.float32))
     model = model_for(s)
     opt = keras.optimizers.Adam(1e-3)
+    labels = tf.constant(np.arange(s["input"][0]) % CLASSES)
+    ce = keras.losses.SparseCategoricalCrossentropy()
 
     @tf.function
     def forward():
@@ -72,7 +115,8 @@ def bench(name):
     @tf.function
     def train():
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(model(x, training=True))
+            out = model(x, training=True)
+            loss = ce(labels, out) if s.get("network") else tf.reduce_sum(out)
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return loss

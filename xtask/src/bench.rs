@@ -6,11 +6,15 @@
 use std::process::{Command, ExitCode};
 
 /// (shape, measure, target ratio TF time / widen time).
-const TARGETS: [(&str, &str, f64); 4] = [
+const TARGETS: [(&str, &str, f64); 8] = [
     ("large", "forward_ms", 1.0),
     ("large", "train_ms", 0.9),
     ("seed", "forward_ms", 10.0),
     ("seed", "train_ms", 5.0),
+    ("fcn", "forward_ms", 1.5),
+    ("fcn", "train_ms", 1.5),
+    ("resnet", "forward_ms", 1.5),
+    ("resnet", "train_ms", 1.5),
 ];
 
 /// Finds `"key": <number>` inside the object for `shape` in a one-line JSON.
@@ -71,7 +75,16 @@ pub fn run(args: &[String]) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let tf = Command::new(&python).arg("bench/tf_reference.py").output();
+    // The same shapes on both sides.
+    let shapes = passthrough
+        .iter()
+        .position(|a| a.as_str() == "--shapes")
+        .and_then(|i| passthrough.get(i + 1))
+        .map_or_else(|| "seed,large".to_string(), |s| s.to_string());
+    let tf = Command::new(&python)
+        .arg("bench/tf_reference.py")
+        .arg(&shapes)
+        .output();
     let tf_json = match tf {
         Ok(o) if o.status.success() => {
             eprint!("{}", String::from_utf8_lossy(&o.stderr));
@@ -93,6 +106,9 @@ pub fn run(args: &[String]) -> ExitCode {
     println!("|---|---|---|---|---|---|---|");
     let mut all = true;
     for (shape, key, target) in TARGETS {
+        if !shapes.split(',').any(|s| s == shape) {
+            continue;
+        }
         let (Some(t), Some(w)) = (
             number(&tf_json, shape, key),
             number(&widen_json, shape, key),

@@ -563,7 +563,7 @@ pub fn bench(
     json: bool,
     conv: &str,
 ) -> Result<(), String> {
-    use widen_cli::bench::{self, LARGE, SEED};
+    use widen_cli::bench;
     let kind = backend(backend_name)?;
     let device = kind.device().map_err(|e| e.to_string())?;
     match conv {
@@ -581,10 +581,14 @@ pub fn bench(
     println!("| shape | input | forward ms | train ms | forward GFLOP/s | train GFLOP/s |");
     println!("|---|---|---|---|---|---|");
     for name in shapes {
-        let shape = match name.as_str() {
-            "seed" => SEED,
-            "large" => LARGE,
-            other => return Err(format!("unknown shape `{other}` (expected seed, large)")),
+        let Some(shape) = bench::SHAPES
+            .iter()
+            .find(|s| s.name == name.as_str())
+            .copied()
+        else {
+            return Err(format!(
+                "unknown shape `{name}` (expected seed, large, fcn, resnet)"
+            ));
         };
         let t = bench::run(&shape, &device, repeats)?;
         let gf = |ms: f64, k: f64| k * shape.conv_flops() / (ms * 1e-3) / 1e9;

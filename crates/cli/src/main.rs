@@ -80,12 +80,13 @@ enum Command {
     },
     /// Widen a saved model to more input channels and save it to a new directory.
     Expand(Box<commands::ExpandArgs>),
-    /// Time the seed and large Conv1D shapes (forward, train step) on a backend.
+    /// Time the seed and large Conv1D shapes and the FCN and ResNet networks (forward, train
+    /// step) on a backend.
     Bench {
         /// Backend.
         #[arg(long)]
         backend: Option<String>,
-        /// Shapes to time (seed, large).
+        /// Shapes to time (seed, large, fcn, resnet).
         #[arg(long, value_delimiter = ',', default_value = "seed,large")]
         shapes: Vec<String>,
         /// Timed repeats per measurement (default: 200 seed, 15 large).

@@ -4,6 +4,8 @@
 //! - **seed**: input `[10, 50, 8]` (Keras layout), Conv1D(32, 3, valid) → BatchNorm →
 //!   GlobalMaxPool.
 //! - **large**: input `[64, 1024, 64]`, Conv1D(128, 9, same) → BatchNorm → GlobalMaxPool.
+//! - **fcn**, **resnet**: input `[16, 512, 9]`, the zoo's FCN and ResNet (paper widths), 6
+//!   classes; their train step uses softmax cross-entropy.
 //!
 //! "train" is one optimiser step: a training-mode forward, a sum loss, backward, an Adam update.
 
@@ -18,11 +20,24 @@ use widen_layers::{
     Sequential, Value,
 };
 
+/// What a shape times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Conv1D → BatchNorm → GlobalMaxPool, sum loss (the seed and large shapes).
+    ConvHead,
+    /// FCN (Wang et al. 2017) from `widen_layers::zoo`, 6 classes, softmax cross-entropy.
+    Fcn,
+    /// ResNet (Wang et al. 2017) from `widen_layers::zoo`, 6 classes, softmax cross-entropy.
+    ResNet,
+}
+
 /// One benchmark shape.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
     /// Name in the output.
     pub name: &'static str,
+    /// The network.
+    pub network: Network,
     /// Batch, length, channels (Keras layout).
     pub input: [usize; 3],
     /// Filters.
@@ -38,6 +53,7 @@ pub struct Shape {
 /// The seed shape.
 pub const SEED: Shape = Shape {
     name: "seed",
+    network: Network::ConvHead,
     input: [10, 50, 8],
     filters: 32,
     kernel: 3,
@@ -48,12 +64,41 @@ pub const SEED: Shape = Shape {
 /// The large shape.
 pub const LARGE: Shape = Shape {
     name: "large",
+    network: Network::ConvHead,
     input: [64, 1024, 64],
     filters: 128,
     kernel: 9,
     padding: PaddingMode::Same,
     repeats: 15,
 };
+
+/// FCN on `[16, 512, 9]` (batch, length, channels), 6 classes: the network users train.
+pub const FCN: Shape = Shape {
+    name: "fcn",
+    network: Network::Fcn,
+    input: [16, 512, 9],
+    filters: 0,
+    kernel: 0,
+    padding: PaddingMode::Same,
+    repeats: 10,
+};
+
+/// ResNet (64, 128, 128 filters) on `[16, 512, 9]`, 6 classes.
+pub const RESNET: Shape = Shape {
+    name: "resnet",
+    network: Network::ResNet,
+    input: [16, 512, 9],
+    filters: 0,
+    kernel: 0,
+    padding: PaddingMode::Same,
+    repeats: 5,
+};
+
+/// Every shape, by name.
+pub const SHAPES: [Shape; 4] = [SEED, LARGE, FCN, RESNET];
+
+/// Classes of the network shapes.
+const CLASSES: usize = 6;
 
 /// Median times of one shape, in milliseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -68,24 +113,51 @@ pub struct Timing {
 }
 
 impl Shape {
-    /// Conv FLOPs of one forward (2·B·C_out·L_out·C_in·K); a train step counts 3×.
+    /// Conv FLOPs of one forward (Σ over convs of 2·B·C_out·L_out·(C_in/groups)·K); a train
+    /// step counts 3×.
     pub fn conv_flops(&self) -> f64 {
-        let [b, l, c] = self.input;
-        let l_out = match self.padding {
-            PaddingMode::Valid => l - self.kernel + 1,
-            _ => l,
+        let spec = self.spec();
+        let Ok(r) = spec.resolve() else {
+            return f64::NAN;
         };
-        2.0 * (b * self.filters * l_out * c * self.kernel) as f64
+        let b = self.input[0] as f64;
+        spec.layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match &l.config {
+                LayerConfig::Conv1d(c) => {
+                    let c_in = match r.input_shapes(&spec, i).first() {
+                        Some(widen_layers::FeatureShape::Seq { channels, .. }) => *channels,
+                        _ => 0,
+                    };
+                    let l_out = match r.shapes[i] {
+                        widen_layers::FeatureShape::Seq { length, .. } => length.unwrap_or(0),
+                        _ => 0,
+                    };
+                    Some(
+                        2.0 * b
+                            * (c.filters * l_out * (c_in / c.groups.max(1)) * c.kernel_size) as f64,
+                    )
+                }
+                _ => None,
+            })
+            .sum()
     }
 
-    fn spec(&self) -> ModelSpec {
+    /// The architecture timed.
+    pub fn spec(&self) -> ModelSpec {
         let [_, l, c] = self.input;
-        ModelSpec::new(InputSpec::new(c).with_length(l))
-            .push(LayerConfig::Conv1d(
-                Conv1dConfig::new(self.filters, self.kernel).with_padding(self.padding),
-            ))
-            .push(LayerConfig::BatchNorm1d(BatchNormConfig::keras()))
-            .push(LayerConfig::GlobalMaxPool1d)
+        let input = InputSpec::new(c).with_length(l);
+        match self.network {
+            Network::ConvHead => ModelSpec::new(input)
+                .push(LayerConfig::Conv1d(
+                    Conv1dConfig::new(self.filters, self.kernel).with_padding(self.padding),
+                ))
+                .push(LayerConfig::BatchNorm1d(BatchNormConfig::keras()))
+                .push(LayerConfig::GlobalMaxPool1d),
+            Network::Fcn => widen_layers::zoo::fcn(input, CLASSES, &Default::default()),
+            Network::ResNet => widen_layers::zoo::resnet(input, CLASSES, &Default::default()),
+        }
     }
 }
 
@@ -151,9 +223,16 @@ pub fn run(shape: &Shape, device: &Device, repeats: Option<usize>) -> Result<Tim
     let x = make_x(&train_device);
     let mut optim = AdamConfig::new().init();
     let mut train = Vec::with_capacity(repeats);
+    // The networks train on softmax cross-entropy against fixed labels, as Keras' would.
+    let labels: Vec<usize> = (0..shape.input[0]).map(|i| i % CLASSES).collect();
+    let kind = crate::output_kind(&model);
     for i in 0..warmup + repeats {
         let start = Instant::now();
-        let loss = flat(model.forward_train(x.clone()).map_err(err)?)?.sum();
+        let out = flat(model.forward_train(x.clone()).map_err(err)?)?;
+        let loss = match shape.network {
+            Network::ConvHead => out.sum(),
+            Network::Fcn | Network::ResNet => crate::loss_of(out, &labels, kind),
+        };
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-3, model, grads);
         sync(&train_device)?;

@@ -353,14 +353,23 @@ fn predict_refuses_bad_inputs() {
 /// The bench prints one JSON line last with positive times (no timing is asserted).
 #[test]
 fn bench_prints_one_json_line_last() {
-    let o = widen(&["bench", "--shapes", "seed", "--repeats", "1", "--json"]);
+    let o = widen(&["bench", "--shapes", "seed,fcn", "--repeats", "1", "--json"]);
     assert_ok(&o);
     let out = stdout(&o);
     let last = out.lines().last().unwrap();
     let v: serde_json::Value = serde_json::from_str(last).unwrap();
-    for key in ["forward_ms", "train_ms"] {
-        assert!(v["seed"][key].as_f64().unwrap() > 0.0, "{last}");
+    for shape in ["seed", "fcn"] {
+        for key in ["forward_ms", "train_ms"] {
+            assert!(v[shape][key].as_f64().unwrap() > 0.0, "{last}");
+        }
     }
+    // The chain takes the fused head; the FCN graph says it runs layer by layer.
+    assert_eq!(
+        v["seed"]["fused_heads"].as_array().unwrap().len(),
+        1,
+        "{last}"
+    );
+    assert!(out.contains("fcn: fused inference head none"), "{out}");
     assert_fails(
         &widen(&["bench", "--shapes", "huge"]),
         &["unknown shape `huge`"],
