@@ -324,6 +324,38 @@ pub fn fit(args: FitArgs) -> Result<(), String> {
     Ok(())
 }
 
+impl DataArgs {
+    /// Reads the data these options name.
+    fn read(&self) -> Result<Dataset, String> {
+        read_data(
+            &self.data,
+            self.labels.as_deref(),
+            self.channels_first,
+            self.length_policy,
+        )
+    }
+}
+
+/// What `evaluate` and `diagnose` start from: the JSON output checked against every input
+/// first (so a bad path fails before any work), then the model, its `meta` and the data.
+fn open(
+    model: &Path,
+    data: &DataArgs,
+    json: Option<&Path>,
+    other_input: Option<&Path>,
+    device: &Device,
+) -> Result<(Model, Option<serde_json::Value>, Dataset), String> {
+    if let Some(out) = json {
+        let mut inputs = vec![model, data.data.as_path()];
+        inputs.extend(data.labels.as_deref());
+        inputs.extend(other_input);
+        widen::guard::check_output(out, &inputs).map_err(|e| e.to_string())?;
+    }
+    let loaded = Model::load(model, device).map_err(|e| e.to_string())?;
+    let meta = read_meta(model).map_err(|e| e.to_string())?;
+    Ok((loaded, meta, data.read()?))
+}
+
 /// `widen evaluate` options.
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
@@ -345,19 +377,7 @@ pub struct EvaluateArgs {
 pub fn evaluate(args: EvaluateArgs) -> Result<(), String> {
     let kind = backend(args.backend.as_deref())?;
     let device = kind.device().map_err(|e| e.to_string())?;
-    if let Some(out) = &args.json {
-        let mut inputs = vec![args.model.as_path(), args.data.data.as_path()];
-        inputs.extend(args.data.labels.as_deref());
-        widen::guard::check_output(out, &inputs).map_err(|e| e.to_string())?;
-    }
-    let model = Model::load(&args.model, &device).map_err(|e| e.to_string())?;
-    let meta = read_meta(&args.model).map_err(|e| e.to_string())?;
-    let data = read_data(
-        &args.data.data,
-        args.data.labels.as_deref(),
-        args.data.channels_first,
-        args.data.length_policy,
-    )?;
+    let (model, meta, data) = open(&args.model, &args.data, args.json.as_deref(), None, &device)?;
     let data = align(
         data,
         model_classes(meta.as_ref()).as_deref(),
@@ -435,21 +455,14 @@ pub fn diagnose(args: DiagnoseArgs) -> Result<(), String> {
     use widen::adapt::{Placement, batchnorm_shift, channel_contributions, channel_scales, drift};
     let kind = backend(args.backend.as_deref())?;
     let device = kind.device().map_err(|e| e.to_string())?;
-    if let Some(out) = &args.json {
-        let mut inputs = vec![args.model.as_path(), args.data.data.as_path()];
-        inputs.extend(args.data.labels.as_deref());
-        inputs.extend(args.base.as_deref());
-        widen::guard::check_output(out, &inputs).map_err(|e| e.to_string())?;
-    }
-    let model = Model::load(&args.model, &device).map_err(|e| e.to_string())?;
-    let meta = read_meta(&args.model).map_err(|e| e.to_string())?;
-    let expanded = meta.as_ref().and_then(Expanded::from_meta);
-    let data = read_data(
-        &args.data.data,
-        args.data.labels.as_deref(),
-        args.data.channels_first,
-        args.data.length_policy,
+    let (model, meta, data) = open(
+        &args.model,
+        &args.data,
+        args.json.as_deref(),
+        args.base.as_deref(),
+        &device,
     )?;
+    let expanded = meta.as_ref().and_then(Expanded::from_meta);
     if data.channels != model.input().channels {
         return Err(format!(
             "{} has {} channels; the model takes {}",
