@@ -969,3 +969,41 @@ fn graphs_round_trip_through_a_checkpoint() {
         assert_eq!(output_bits(&loaded, x.clone()), output_bits(&model, x));
     }
 }
+
+/// `to_device` carries every stored tensor bit for bit (BatchNorm's moving statistics too) to
+/// an autodiff device, where the model trains: gradients reach its parameters.
+#[test]
+fn to_device_moves_every_tensor_and_the_copy_trains() {
+    let device = Device::flex();
+    let spec = keras_ex1(3, 12);
+    let mut model = Sequential::new(spec, 7, &device).unwrap();
+    // Non-default moving statistics, so a rebuild without the copy would differ.
+    let bn = model
+        .weight_infos()
+        .into_iter()
+        .find(|w| w.param == "moving_mean")
+        .unwrap();
+    let n = bn.shape.iter().product::<usize>();
+    let stats: Vec<f32> = (0..n).map(|i| 0.25 + i as f32).collect();
+    model
+        .set_weight(
+            &bn.layer,
+            "moving_mean",
+            burn::tensor::TensorData::new(stats, bn.shape.clone()),
+        )
+        .unwrap();
+    let ad = device.clone().autodiff();
+    let moved = model.to_device(&ad).unwrap();
+    assert_eq!(weight_bits(&moved), weight_bits(&model));
+    assert!(burn::module::Module::devices(&moved).iter().all(Device::is_autodiff));
+    let x = input([2, 12, 3], 3, &ad);
+    let out = match moved.forward_train(x).unwrap() {
+        Value::Seq(t) => t.sum(),
+        Value::Flat(t) => t.sum(),
+    };
+    let grads = out.backward();
+    assert!(
+        !burn::optim::GradientsParams::from_grads(grads, &moved).is_empty(),
+        "no gradient reached the moved model's parameters"
+    );
+}
