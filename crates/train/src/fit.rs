@@ -15,7 +15,7 @@ use widen_init::{HostRng, derive_seed_indexed};
 use widen_layers::{Model, Value, WeightFormat};
 
 use crate::loss::{check_fit, require_labels, scalar};
-use crate::{TrainError, batch, evaluate, labels_of, loss_of, output_kind, stable_param_ids};
+use crate::{TrainError, batch, labels_of, loss_of, output_kind, score, stable_param_ids};
 
 /// How fine-tuning proceeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +182,10 @@ pub struct EpochRecord {
     pub max_grad_norm: f64,
     /// Steps whose loss jumped above `spike_factor ×` the mean of the steps before.
     pub spikes: usize,
+    /// Largest rise of the batch loss from one step to the next within the epoch (so a resumed
+    /// run records what an uninterrupted one does). Absent in states written before it existed.
+    #[serde(default)]
+    pub max_loss_jump: f64,
 }
 
 /// Everything a fit recorded; `history.json`.
@@ -349,6 +353,31 @@ pub fn fit(
     resume: bool,
     mut on_epoch: impl FnMut(&EpochRecord, usize) -> bool,
 ) -> Result<FitOutcome, TrainError> {
+    fit_observed(
+        model,
+        expanded,
+        train,
+        val,
+        config,
+        state,
+        resume,
+        |record, _, epochs| on_epoch(record, epochs),
+    )
+}
+
+/// [`fit`] whose callback also sees the model after each epoch (inference device, the weights
+/// of that epoch, not the best so far): the study scores it on held-out data to draw curves.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_observed(
+    model: Model,
+    expanded: Option<&Expanded>,
+    train: &Dataset,
+    val: &Dataset,
+    config: &FitConfig,
+    state: Option<&Path>,
+    resume: bool,
+    mut on_epoch: impl FnMut(&EpochRecord, &Model, usize) -> bool,
+) -> Result<FitOutcome, TrainError> {
     config.validate()?;
     require_labels(train, "the training data")?;
     require_labels(val, "the validation data")?;
@@ -405,7 +434,7 @@ pub fn fit(
                 }
                 _ => model,
             };
-            let start = evaluate(&model.valid(), val, &inner)?;
+            let start = score(&model.valid(), val, &inner)?;
             let history = History {
                 config: config.clone(),
                 start_val_loss: start.loss,
@@ -457,6 +486,7 @@ pub fn fit(
             order.swap(i, j.min(i));
         }
         let (mut sum, mut count, mut max_norm, mut spikes) = (0.0, 0usize, 0.0f64, 0usize);
+        let (mut max_jump, mut previous) = (0.0f64, None::<f64>);
         for cases in order.chunks(b) {
             progress.step += 1;
             // Dropout draws from the device's generator: seed it per step for resumption.
@@ -490,6 +520,10 @@ pub fn fit(
                     spikes += 1;
                 }
             }
+            if let Some(p) = previous {
+                max_jump = max_jump.max(value - p);
+            }
+            previous = Some(value);
             losses.push(value);
             sum += value;
             count += 1;
@@ -513,7 +547,8 @@ pub fn fit(
             max_norm = max_norm.max(norm);
             model = optim.step(lr, model, grads);
         }
-        let score = evaluate(&model.valid(), val, &inner)?;
+        let current = model.valid();
+        let score = crate::score(&current, val, &inner)?;
         let record = EpochRecord {
             epoch,
             phase: if new_only { "new-only" } else { "all" }.to_string(),
@@ -523,6 +558,7 @@ pub fn fit(
             val_accuracy: score.accuracy,
             max_grad_norm: max_norm,
             spikes,
+            max_loss_jump: max_jump,
         };
         let h = &mut progress.history;
         h.worst_dip = h.worst_dip.max(h.start_val_accuracy - score.accuracy);
@@ -533,7 +569,7 @@ pub fn fit(
             h.best_epoch = epoch;
             h.best_val_accuracy = score.accuracy;
             h.best_val_loss = score.loss;
-            best = model.valid();
+            best = current.clone();
             progress.wait = 0;
         } else {
             progress.wait += 1;
@@ -550,7 +586,7 @@ pub fn fit(
         if let Some(dir) = state {
             save_state(dir, &model, &best, &optim, &progress)?;
         }
-        if !on_epoch(&record, config.epochs) || stop {
+        if !on_epoch(&record, &current, config.epochs) || stop {
             break;
         }
     }

@@ -28,5 +28,7 @@ pub mod study;
 
 pub use batch::{batch, labels_of, stable_param_ids};
 pub use error::TrainError;
-pub use fit::{EpochRecord, Expanded, FitConfig, FitOutcome, History, Recipe, fit, state_dir_for};
-pub use loss::{Evaluation, OutputKind, evaluate, loss_of, output_kind};
+pub use fit::{
+    EpochRecord, Expanded, FitConfig, FitOutcome, History, Recipe, fit, fit_observed, state_dir_for,
+};
+pub use loss::{Evaluation, OutputKind, Score, evaluate, loss_of, output_kind, score};

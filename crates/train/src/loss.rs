@@ -96,7 +96,7 @@ pub(crate) fn require_labels(data: &Dataset, what: &str) -> Result<(), TrainErro
     if data.cases == 0 || data.labels.len() != data.cases {
         return Err(TrainError::Data(widen_data::DataError::Unlabelled {
             origin: what.to_string(),
-            expected: "training and scoring need one class label per case".to_string(),
+            expected: "training and scoring need class labels, one per case".to_string(),
         }));
     }
     Ok(())
@@ -146,16 +146,28 @@ pub(crate) fn scalar(t: Tensor<1>) -> Result<f64, TrainError> {
     Ok(v.first().copied().unwrap_or(f32::NAN) as f64)
 }
 
-/// Scores `model` on all of `data` in inference mode.
-pub fn evaluate(model: &Model, data: &Dataset, device: &Device) -> Result<Evaluation, TrainError> {
+/// Loss and accuracy of a model on a dataset: what training needs after every epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Score {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction of cases predicted right.
+    pub accuracy: f64,
+}
+
+/// The mean loss and each case's predicted class, in inference mode.
+fn predict_all(
+    model: &Model,
+    data: &Dataset,
+    device: &Device,
+) -> Result<(f64, Vec<usize>), TrainError> {
     require_labels(data, "the evaluation data")?;
     check_fit(model, data, "the evaluation data")?;
     model.check_memory(data.cases.min(EVAL_BATCH), data.length, false)?;
     let kind = output_kind(model);
     let model = burn::module::Module::valid(model);
     let format = model.input().data_format;
-    let classes = data.num_classes();
-    let mut confusion = vec![vec![0usize; classes]; classes];
+    let mut predicted = Vec::with_capacity(data.cases);
     let mut loss_sum = 0.0;
     let all: Vec<usize> = (0..data.cases).collect();
     for chunk in all.chunks(EVAL_BATCH) {
@@ -170,8 +182,7 @@ pub fn evaluate(model: &Model, data: &Dataset, device: &Device) -> Result<Evalua
         };
         let width = out.dims()[1];
         let values = host(out.clone())?;
-        for (i, &y) in labels.iter().enumerate() {
-            let row = &values[i * width..(i + 1) * width];
+        for row in values.chunks(width.max(1)).take(chunk.len()) {
             let best = row
                 .iter()
                 .enumerate()
@@ -182,18 +193,50 @@ pub fn evaluate(model: &Model, data: &Dataset, device: &Device) -> Result<Evalua
                     },
                 )
                 .0;
-            if let Some(c) = confusion
-                .get_mut(y)
-                .and_then(|r| r.get_mut(best.min(classes.saturating_sub(1))))
-            {
-                *c += 1;
-            }
+            predicted.push(best);
         }
         loss_sum += scalar(loss_of(out, &labels, kind))? * chunk.len() as f64;
     }
+    Ok((loss_sum / data.cases as f64, predicted))
+}
+
+/// Loss and accuracy of `model` on all of `data` in inference mode (no confusion matrix, so
+/// its cost does not grow with the square of the class count).
+pub fn score(model: &Model, data: &Dataset, device: &Device) -> Result<Score, TrainError> {
+    let (loss, predicted) = predict_all(model, data, device)?;
+    let correct = predicted
+        .iter()
+        .zip(&data.labels)
+        .filter(|(p, y)| p == y)
+        .count();
+    Ok(Score {
+        loss,
+        accuracy: correct as f64 / data.cases as f64,
+    })
+}
+
+/// Scores `model` on all of `data` in inference mode, with the confusion matrix (checked
+/// against the memory budget first: it holds classes² counts).
+pub fn evaluate(model: &Model, data: &Dataset, device: &Device) -> Result<Evaluation, TrainError> {
+    let classes = data.num_classes();
+    widen_guard::budget().check_elements(
+        &format!("the confusion matrix of {classes} classes"),
+        &[classes, classes],
+        std::mem::size_of::<usize>(),
+    )?;
+    let (loss, predicted) = predict_all(model, data, device)?;
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    for (&y, &p) in data.labels.iter().zip(&predicted) {
+        if let Some(c) = confusion
+            .get_mut(y)
+            .and_then(|r| r.get_mut(p.min(classes.saturating_sub(1))))
+        {
+            *c += 1;
+        }
+    }
     let correct: usize = (0..classes).map(|i| confusion[i][i]).sum();
     Ok(Evaluation {
-        loss: loss_sum / data.cases as f64,
+        loss,
         accuracy: correct as f64 / data.cases as f64,
         classes: data.class_names.clone(),
         confusion,
