@@ -26,28 +26,35 @@ pub fn backend(name: Option<&str>) -> Result<BackendKind, String> {
 /// `widen study` options.
 #[derive(Debug, Args)]
 pub struct StudyArgs {
-    /// Output directory for study.md, study.json and loss_curves.svg.
+    /// Output directory for study.md, study.json, timing.json and curves.svg/.png.
     #[arg(long, default_value = "widen-study")]
     pub out: PathBuf,
-    /// Seeds (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    /// Seeds (comma-separated); each gives its own validation split, base model and init.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
     pub seeds: Vec<u64>,
-    /// Phase-1 (base model) steps.
-    #[arg(long, default_value_t = 400)]
+    /// Architectures (comma-separated: ex1, fcn, resnet).
+    #[arg(long, value_delimiter = ',', default_value = "ex1,fcn,resnet")]
+    pub arch: Vec<String>,
+    /// Optimiser steps of the base model and of scratch, at most (early stopping on
+    /// validation); rounded up to whole epochs.
+    #[arg(long, default_value_t = StudyConfig::default().base_steps)]
     pub base_steps: usize,
-    /// Phase-2 (fine-tuning) steps per variant.
-    #[arg(long, default_value_t = 150)]
+    /// Fine-tuning steps per widened variant (rounded up to whole epochs).
+    #[arg(long, default_value_t = StudyConfig::default().steps)]
     pub steps: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = StudyConfig::default().batch_size)]
     pub batch_size: usize,
-    /// Adam learning rate of the base model.
-    #[arg(long, default_value_t = 1e-2)]
+    /// Adam learning rate of the base model and of scratch.
+    #[arg(long, default_value_t = StudyConfig::default().learning_rate)]
     pub lr: f64,
     /// Adam learning rate of fine-tuning.
-    #[arg(long, default_value_t = 3e-3)]
+    #[arg(long, default_value_t = StudyConfig::default().finetune_learning_rate)]
     pub finetune_lr: f64,
-    /// Only these variants (comma-separated names, e.g. zero,zero+std,projection).
+    /// Early-stopping patience (steps) of the base model and of scratch.
+    #[arg(long, default_value_t = StudyConfig::default().base_patience)]
+    pub patience: usize,
+    /// Only these variants (comma-separated names, e.g. zero,zero+std,auto+staged).
     #[arg(long, value_delimiter = ',')]
     pub strategies: Vec<String>,
     /// Scenarios to run (real, controlled).
@@ -77,26 +84,34 @@ pub struct StudyArgs {
     #[arg(long)]
     pub old_channels: Option<String>,
     /// Controlled scenario: old channels.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = study::controlled_config().old_channels)]
     pub c_old: usize,
     /// Controlled scenario: all channels after widening.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = study::controlled_config().new_channels)]
     pub c_new: usize,
     /// Controlled scenario: series length.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = study::controlled_config().length)]
     pub length: usize,
     /// Controlled scenario: factor on the new channels.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = study::controlled_config().new_scale)]
     pub scale: f32,
     /// Controlled scenario: offset of the new channels.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = study::controlled_config().new_offset)]
     pub offset: f32,
-    /// Controlled scenario: training cases.
-    #[arg(long, default_value_t = 1000)]
+    /// Controlled scenario: per-case amplitude jitter of the old channels' signal (sets how
+    /// well the old channels alone can do).
+    #[arg(long, default_value_t = study::controlled_config().amplitude_jitter)]
+    pub jitter: f64,
+    /// Controlled scenario: training cases (a fifth is held out for validation).
+    #[arg(long, default_value_t = study::controlled_config().cases_train)]
     pub train_cases: usize,
     /// Controlled scenario: test cases.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = study::controlled_config().cases_test)]
     pub test_cases: usize,
+    /// (architecture, seed) jobs run side by side (0: one per core); the results do not
+    /// depend on it.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Backend.
     #[arg(long)]
     pub backend: Option<String>,
@@ -120,9 +135,9 @@ impl Progress for Bars {
             bar.set_message(message.to_string());
         }
     }
-    fn step(&mut self) {
+    fn step(&mut self, epochs: u64) {
         if let Some(bar) = &self.bar {
-            bar.inc(1);
+            bar.inc(epochs);
         }
     }
 }
@@ -140,22 +155,31 @@ pub fn study(args: StudyArgs) -> Result<(), String> {
     // Checked before training, so a bad --out does not fail after minutes of work.
     if args.out.exists() && !args.out.is_dir() {
         return Err(format!(
-            "--out {}: exists and is not a directory; the study writes study.md, study.json and loss_curves.svg into a directory",
-            args.out.display()
+            "--out {}: exists and is not a directory; the study writes {} into a directory",
+            args.out.display(),
+            study::OUTPUT_FILES.join(", ")
         ));
     }
-    for name in ["study.md", "study.json", "loss_curves.svg"] {
+    for name in study::OUTPUT_FILES {
         widen::guard::check_output(&args.out.join(name), &inputs).map_err(|e| e.to_string())?;
     }
     let kind = backend(args.backend.as_deref())?;
     let device = kind.device().map_err(|e| e.to_string())?;
+    let archs = args
+        .arch
+        .iter()
+        .map(|a| study::Arch::parse(a).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, String>>()?;
     let mut config = StudyConfig {
         seeds: args.seeds.clone(),
+        archs,
         base_steps: args.base_steps,
-        finetune_steps: args.steps,
+        steps: args.steps,
         batch_size: args.batch_size,
         learning_rate: args.lr,
         finetune_learning_rate: args.finetune_lr,
+        base_patience: args.patience,
+        threads: args.threads,
         ..StudyConfig::default()
     };
     if !args.strategies.is_empty() {
@@ -195,18 +219,20 @@ pub fn study(args: StudyArgs) -> Result<(), String> {
                 .map_err(|e| e.to_string())?,
             ),
             "controlled" => {
+                let defaults = study::controlled_config();
                 let synthetic = SyntheticConfig {
                     old_channels: args.c_old,
                     new_channels: args.c_new,
                     length: args.length,
                     new_scale: args.scale,
                     new_offset: args.offset,
+                    amplitude_jitter: args.jitter,
                     cases_train: args.train_cases,
                     cases_test: args.test_cases,
-                    informative_new: SyntheticConfig::default()
+                    informative_new: defaults
                         .informative_new
                         .min(args.c_new.saturating_sub(args.c_old)),
-                    ..SyntheticConfig::default()
+                    ..defaults
                 };
                 scenarios.push(study::controlled(&synthetic).map_err(|e| e.to_string())?);
             }
@@ -220,24 +246,31 @@ pub fn study(args: StudyArgs) -> Result<(), String> {
     let bar = (!args.quiet).then(|| {
         let bar = ProgressBar::new(0);
         if let Ok(style) =
-            ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed_precise} {msg}")
+            ProgressStyle::with_template("{bar:30} {pos}/{len} epochs {elapsed_precise} {msg}")
         {
             bar.set_style(style);
         }
         bar
     });
     let mut bars = Bars { bar };
+    let started = std::time::Instant::now();
     let result = study::run(&scenarios, &config, &device, kind.name(), &mut bars)
         .map_err(|e| e.to_string())?;
     if let Some(bar) = &bars.bar {
         bar.finish_and_clear();
     }
     let files = study::write_outputs(&result, &args.out).map_err(|e| e.to_string())?;
+    let mut written = vec![
+        files.markdown.display().to_string(),
+        files.json.display().to_string(),
+        files.timing.display().to_string(),
+        files.figure.display().to_string(),
+    ];
+    written.extend(files.png.iter().map(|p| p.display().to_string()));
     println!(
-        "wrote {}, {} and {}",
-        files.markdown.display(),
-        files.json.display(),
-        files.plot.display()
+        "wrote {} ({:.1} s)",
+        written.join(", "),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
@@ -578,8 +611,8 @@ pub fn bench(
         "widen bench (backend {kind}, conv1d: {}); median ms after warm-up",
         if accelerated { "widen kernel" } else { "burn" }
     );
-    println!("| shape | input | forward ms | train ms | forward GFLOP/s | train GFLOP/s |");
-    println!("|---|---|---|---|---|---|");
+    println!("{}", bench::peak_line(&bench::machine_peak()));
+    println!("{}", bench::TABLE_HEADER);
     for name in shapes {
         let Some(shape) = bench::SHAPES
             .iter()
@@ -591,16 +624,7 @@ pub fn bench(
             ));
         };
         let t = bench::run(&shape, &device, repeats)?;
-        let gf = |ms: f64, k: f64| k * shape.conv_flops() / (ms * 1e-3) / 1e9;
-        println!(
-            "| {} | {:?} | {:.3} | {:.3} | {:.1} | {:.1} |",
-            shape.name,
-            shape.input,
-            t.forward_ms,
-            t.train_ms,
-            gf(t.forward_ms, 1.0),
-            gf(t.train_ms, 3.0)
-        );
+        println!("{}", bench::table_row(&shape, &t));
         let value = serde_json::to_string(&t).map_err(|e| e.to_string())?;
         results.push(format!("\"{}\": {value}", shape.name));
         fused.push((shape.name, t.fused_heads));

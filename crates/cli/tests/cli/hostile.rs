@@ -816,6 +816,8 @@ const STUDY_TINY: &[&str] = &[
     "4",
     "--strategies",
     "zero",
+    "--arch",
+    "ex1",
     "--quiet",
 ];
 
@@ -859,6 +861,7 @@ fn study_ctl(d: &Path, over: &[(&str, &str)]) -> Vec<String> {
         ("--c-new", "4"),
         ("--length", "20"),
         ("--strategies", "zero"),
+        ("--arch", "ex1"),
         ("--out", out.as_str()),
     ]
     .iter()

@@ -552,7 +552,9 @@ fn the_study_reads_npy_data_with_old_channels_as_a_list() {
             "--seeds",
             "1",
             "--strategies",
-            "zero,projection",
+            "zero,projection+std",
+            "--arch",
+            "ex1",
             "--out",
             path_str(&out),
         ])
