@@ -7,7 +7,12 @@ BatchNormalization -> GlobalMaxPooling1D with a sum loss; fcn and resnet ([16, 5
 Wang et al. 2017 as in Fawaz et al. 2019, the same architectures as widen_layers::zoo) with softmax
 cross-entropy. Inference forward, and one training step (forward in training mode, loss,
 gradients, Adam update), both as compiled tf.functions. Median of repeated runs after warm-up.
-Prints exactly one JSON line last, in widen bench's format.
+Prints exactly one JSON line last, in widen bench's format: per shape the two times, the FLOPs
+of a forward and of a train step (Conv1D and Dense counted from the built model's layers as
+widen counts them from its spec, the step 3x the forward), the GFLOP/s they make, and resident
+memory: `base_rss_mib` (VmRSS once TF is imported, before the shape's model is built) and
+`peak_rss_mib` (ru_maxrss, the whole process's high-water mark, earlier shapes and TF's own
+libraries included: run one shape per process to attribute it, as `cargo xtask bench` does).
 
     python3 bench/tf_reference.py [seed,large,fcn,resnet]
 
@@ -15,6 +20,7 @@ Needs: pip install tensorflow-cpu==2.21.0
 """
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -84,6 +90,39 @@ def model_for(s):
     return keras.Model(inp, y)
 
 
+def forward_flops(model, batch):
+    """FLOPs of one forward: 2*B*L_out*C_out*(C_in/groups)*K per Conv1D, 2*B*steps*in*units per
+    Dense; BatchNorm, activations, pooling and Add are not counted (widen_train::bench::Shape::flops
+    counts the same). Returns (total, the part in layers that read the model input)."""
+    total = 0
+    on_input = 0
+    inputs = {id(t) for t in model.inputs}
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv1D, keras.layers.Dense)):
+            # The kernel is [K, C_in/groups, C_out] or [in, units]: one multiply-add per entry
+            # per output position.
+            per_position = int(np.prod(layer.kernel.shape))
+            out_shape = layer.output.shape
+            positions = int(np.prod(out_shape[1:-1])) if len(out_shape) > 2 else 1
+            flops = 2 * batch * positions * per_position
+            total += flops
+            if id(layer.input) in inputs:
+                on_input += flops
+    return total, on_input
+
+
+def rss_mib(field):
+    """A kB field of /proc/self/status (VmRSS, VmHWM) in MiB; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def median_ms(fn, repeats, warmup=2):
     times = []
     for i in range(warmup + repeats):
@@ -101,6 +140,7 @@ def median_ms(fn, repeats, warmup=2):
 
 def bench(name):
     s = SHAPES[name]
+    base_rss = rss_mib("VmRSS")
     rng = np.random.default_rng(1)
     x = tf.constant(rng.standard_normal(s["input"]).astype(np.float32))
     model = model_for(s)
@@ -121,9 +161,22 @@ def bench(name):
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
+    forward_ms = median_ms(forward, s["repeats"])
+    train_ms = median_ms(train, s["repeats"])
+    flops, on_input = forward_flops(model, s["input"][0])
+    # The backward is a weight and an input gradient per layer, except no input gradient for
+    # the layers reading the model input (widen_train::bench::Flops::train).
+    train_flops = 3 * flops - on_input
     return {
-        "forward_ms": median_ms(forward, s["repeats"]),
-        "train_ms": median_ms(train, s["repeats"]),
+        "forward_ms": forward_ms,
+        "train_ms": train_ms,
+        "forward_flops": flops,
+        "train_flops": train_flops,
+        "forward_gflops": flops / (forward_ms * 1e-3) / 1e9,
+        "train_gflops": train_flops / (train_ms * 1e-3) / 1e9,
+        "base_rss_mib": base_rss,
+        # ru_maxrss is in KiB on Linux.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 

@@ -2,7 +2,8 @@
 //! items spread over rayon's threads, with its own backward pass (a full correlation for the
 //! input gradient, one accumulating GEMM per worker for the weight gradient); training-mode
 //! BatchNorm in two passes each way ([`norm`]); global max with its argmax ([`pool`]); and a
-//! fused conv → affine → global-pool inference head ([`conv1d_global_pool`]).
+//! fused conv → affine → global-pool inference head ([`conv1d_global_pool`]). [`peak`] measures
+//! the machine's FP32 FMA peak that `widen bench` reports its GFLOP/s against.
 //!
 //! Registered for flex and ndarray (and their autodiff twins) through Burn's
 //! `#[backend_extension]` when widen-ops' `flex`/`ndarray`/`autodiff` features are on;
@@ -15,6 +16,7 @@ mod gemm;
 pub mod kernel;
 pub mod norm;
 mod par;
+pub mod peak;
 pub mod pool;
 
 #[cfg(any(feature = "flex", feature = "ndarray"))]
