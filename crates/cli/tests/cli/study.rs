@@ -13,7 +13,7 @@ fn small_study(out: &std::path::Path, threads: &str) -> Value {
         "--seeds",
         "1,2,3",
         "--arch",
-        "ex1,fcn",
+        "ex1,resnet",
         "--base-steps",
         "12",
         "--steps",
@@ -87,7 +87,8 @@ fn study_measures_what_it_claims_and_reproduces() {
             .iter()
             .map(|a| a["arch"].as_str().unwrap())
             .collect();
-        assert_eq!(archs, ["ex1", "fcn"]);
+        // The JSON names an architecture as --arch does.
+        assert_eq!(archs, ["ex1", "resnet"]);
         for arch in s["archs"].as_array().unwrap() {
             let base: Vec<f64> = arch["base"]["test_accuracy"]
                 .as_array()
@@ -189,7 +190,7 @@ fn study_measures_what_it_claims_and_reproduces() {
     assert!(ja == jb, "study.json differs between runs");
     let md = std::fs::read_to_string(dir.join("a").join("study.md")).unwrap();
     assert!(
-        md.contains("| zero+std |") && md.contains("### controlled · fcn"),
+        md.contains("| zero+std |") && md.contains("### controlled · resnet"),
         "{md}"
     );
     let svg = std::fs::read_to_string(dir.join("a").join("curves.svg")).unwrap();

@@ -995,7 +995,11 @@ fn to_device_moves_every_tensor_and_the_copy_trains() {
     let ad = device.clone().autodiff();
     let moved = model.to_device(&ad).unwrap();
     assert_eq!(weight_bits(&moved), weight_bits(&model));
-    assert!(burn::module::Module::devices(&moved).iter().all(Device::is_autodiff));
+    assert!(
+        burn::module::Module::devices(&moved)
+            .iter()
+            .all(Device::is_autodiff)
+    );
     let x = input([2, 12, 3], 3, &ad);
     let out = match moved.forward_train(x).unwrap() {
         Value::Seq(t) => t.sum(),

@@ -109,6 +109,7 @@ pub enum Arch {
     Fcn,
     /// ResNet (Wang et al. 2017) at a quarter of the paper's widths (blocks of 16, 32, 32);
     /// its input has two readers (the first conv and the 1×1 shortcut), both widened.
+    #[serde(rename = "resnet")]
     ResNet,
 }
 
