@@ -6,7 +6,7 @@
 //! validation, best-checkpoint keeping, resumption after a kill, the per-epoch history and the
 //! divergence guard.
 //! Also the study ([`study`]: every strategy trained side by side, its Markdown/JSON/SVG
-//! report) and the benchmark shapes ([`bench`]), on the same loaders and loss.
+//! report) and the benchmark shapes ([`bench`](mod@bench)), on the same loaders and loss.
 //!
 //! **Must not know:** argument parsing or progress bars (the CLI prints; this crate reports
 //! through callbacks).

@@ -197,9 +197,9 @@ fn study_measures_what_it_claims_and_reproduces() {
     assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "svg");
     let png = std::fs::read(dir.join("a").join("curves.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
-    // IHDR: width and height are twice the SVG's (990 wide).
+    // IHDR: width and height are twice the SVG's (four panels of 330).
     let width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
-    assert_eq!(width, 1980);
+    assert_eq!(width, 2640);
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! The study's figure as SVG: small multiples, one row per scenario × architecture, three
+//! The study's figure as SVG: small multiples, one row per scenario × architecture, four
 //! panels per row: test accuracy of the function-preserving variants (and the recommended
-//! road), test accuracy of the re-initialising ones, and the training loss of all on a log
+//! road), test accuracy of the re-initialising ones, the validation accuracy (what `fit`
+//! chooses its checkpoint on) of the preserving ones, and the training loss of all on a log
 //! axis. Each line is the mean over seeds with a band from the lowest to the highest seed; the
 //! base model's accuracy is a dotted line and the scratch model's a dashed one.
 //!
@@ -86,6 +87,15 @@ fn band(runs: &[Run], value: impl Fn(&Run, usize) -> Option<f64>) -> Band {
 
 fn accuracy(r: &Run, i: usize) -> Option<f64> {
     Some(r.curve.get(i).map_or(r.accuracy_kept, |p| p.test_accuracy))
+}
+
+/// Validation accuracy, held at the last value once a run stopped (its kept checkpoint was
+/// chosen on it; `fit` scores nothing after the stop).
+fn val_accuracy(r: &Run, i: usize) -> Option<f64> {
+    r.curve
+        .get(i)
+        .or_else(|| r.curve.last())
+        .map(|p| p.val_accuracy)
 }
 
 fn train_loss(r: &Run, i: usize) -> Option<f64> {
@@ -299,6 +309,7 @@ fn colour_of(result: &StudyResult, name: &str) -> &'static str {
 
 fn row(out: &mut String, result: &StudyResult, s: &ScenarioResult, a: &ArchResult, y: f64) {
     let mut preserving = Vec::new();
+    let mut preserving_val = Vec::new();
     let mut reinit = Vec::new();
     let mut losses = Vec::new();
     let mut scratch_level = None;
@@ -319,6 +330,10 @@ fn row(out: &mut String, result: &StudyResult, s: &ScenarioResult, a: &ArchResul
         };
         if fam == Family::Preserving {
             preserving.push(acc);
+            preserving_val.push(Series {
+                colour,
+                band: band(&v.runs, val_accuracy),
+            });
         } else {
             reinit.push(acc);
         }
@@ -365,6 +380,15 @@ fn row(out: &mut String, result: &StudyResult, s: &ScenarioResult, a: &ArchResul
         Panel {
             x: 2.0 * PANEL_W,
             y,
+            title: format!("{head}: preserving, validation"),
+            y_label: "validation accuracy",
+            log: false,
+            series: preserving_val,
+            levels: Vec::new(),
+        },
+        Panel {
+            x: 3.0 * PANEL_W,
+            y,
             title: format!("{head}: training loss"),
             y_label: "mean batch loss",
             log: true,
@@ -384,7 +408,7 @@ pub fn figure(result: &StudyResult) -> String {
         .iter()
         .flat_map(|s| s.archs.iter().map(move |a| (s, a)))
         .collect();
-    let width = 3.0 * PANEL_W;
+    let width = 4.0 * PANEL_W;
     let height = LEGEND_H + PANEL_H * rows.len().max(1) as f64;
     let mut out = String::new();
     let _ = writeln!(
