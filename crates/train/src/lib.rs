@@ -8,6 +8,11 @@
 //! Also the study ([`study`]: every strategy trained side by side, its Markdown/JSON/SVG
 //! report) and the benchmark shapes ([`bench`](mod@bench)), on the same loaders and loss.
 //!
+//! Dependencies beyond burn and widen's own crates: with the `png` feature (the CLI turns it
+//! on), resvg rasterises the study's figure. It is the maintained pure-Rust SVG renderer (no C
+//! library, text through fontdb's system fonts); the figure itself is hand-written SVG, since a
+//! few polylines and polygons need no plotting crate.
+//!
 //! **Must not know:** argument parsing or progress bars (the CLI prints; this crate reports
 //! through callbacks).
 //!
