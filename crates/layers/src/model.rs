@@ -527,8 +527,10 @@ impl Model {
 
     /// The same model (spec and every stored tensor) on `device`: how a model scored on an
     /// inference device goes back to an autodiff one for training. Built fresh, then each
-    /// tensor copied through the host, as a checkpoint load does; nothing is frozen.
-    pub fn to_device(&self, device: &Device) -> Result<Self, LayerError> {
+    /// tensor copied through the host, as a checkpoint load does; nothing is frozen. (Burn's
+    /// `Module::fork` of an inference model to the autodiff device left it unusable for
+    /// `fit`, which found no autodiff device on it.)
+    pub fn copy_to_device(&self, device: &Device) -> Result<Self, LayerError> {
         let mut out = Self::new(self.spec.clone(), 0, device)?;
         for w in self.weight_infos() {
             out.set_weight(&w.layer, &w.param, self.weight(&w.layer, &w.param)?)?;

@@ -970,10 +970,10 @@ fn graphs_round_trip_through_a_checkpoint() {
     }
 }
 
-/// `to_device` carries every stored tensor bit for bit (BatchNorm's moving statistics too) to
+/// `copy_to_device` carries every stored tensor bit for bit (BatchNorm's moving statistics too) to
 /// an autodiff device, where the model trains: gradients reach its parameters.
 #[test]
-fn to_device_moves_every_tensor_and_the_copy_trains() {
+fn copy_to_device_moves_every_tensor_and_the_copy_trains() {
     let device = Device::flex();
     let spec = keras_ex1(3, 12);
     let mut model = Sequential::new(spec, 7, &device).unwrap();
@@ -993,7 +993,7 @@ fn to_device_moves_every_tensor_and_the_copy_trains() {
         )
         .unwrap();
     let ad = device.clone().autodiff();
-    let moved = model.to_device(&ad).unwrap();
+    let moved = model.copy_to_device(&ad).unwrap();
     assert_eq!(weight_bits(&moved), weight_bits(&model));
     assert!(
         burn::module::Module::devices(&moved)

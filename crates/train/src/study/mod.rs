@@ -694,7 +694,8 @@ pub fn run(
     })
 }
 
-/// The old-channel and all-channel views of one seed's splits.
+/// The old-channel and all-channel views of one seed's splits, and what every variant of
+/// the seed standardises with.
 struct Splits {
     fit: Dataset,
     val: Dataset,
@@ -702,6 +703,10 @@ struct Splits {
     old_fit: Dataset,
     old_val: Dataset,
     old_test: Dataset,
+    /// All of `fit` on the training device: the standardisation statistics' sample.
+    fit_sample: burn::tensor::Tensor<3>,
+    /// Indices of the new channels.
+    new_positions: Vec<usize>,
 }
 
 fn classes_of(s: &Scenario) -> usize {
@@ -948,6 +953,14 @@ fn first_reach(curve: &[Point], target: f64) -> Option<usize> {
         .map(|p| p.step)
 }
 
+/// The seed's trained base: on the inference device (scoring, drift, the recommendation) and
+/// on the training device (what the strategies widen), with its test accuracy.
+struct Bases<'a> {
+    valid: &'a Model,
+    train: &'a Model,
+    accuracy: f64,
+}
+
 struct SeedJob<'a> {
     s: &'a Scenario,
     arch: Arch,
@@ -968,10 +981,15 @@ impl SeedJob<'_> {
         let s = self.s;
         let config = self.config;
         let (fit, val) = s.train.split_stratified(config.validation_fraction, seed)?;
+        let all: Vec<usize> = (0..fit.cases).collect();
         let splits = Splits {
             old_fit: fit.select_channels(&s.old_channels)?,
             old_val: val.select_channels(&s.old_channels)?,
             old_test: s.test.select_channels(&s.old_channels)?,
+            fit_sample: batch(&fit, &all, FORMAT, self.train_device),
+            new_positions: (0..s.train.channels)
+                .filter(|c| !s.old_channels.contains(c))
+                .collect(),
             fit,
             val,
             test: s.test.clone(),
@@ -979,11 +997,18 @@ impl SeedJob<'_> {
         let mut seconds = vec![0.0; config.variants.len() + 1];
         let started = Instant::now();
         let (base_model, (base_test, base_train, base_epochs)) = self.base(&splits, seed)?;
+        // Every widening starts from this copy on the training device (expand reads it only).
+        let base_ad = base_model.copy_to_device(self.train_device)?;
         seconds[0] = started.elapsed().as_secs_f64();
+        let bases = Bases {
+            valid: &base_model,
+            train: &base_ad,
+            accuracy: base_test,
+        };
         let mut runs = Vec::new();
         for (vi, v) in config.variants.iter().enumerate() {
             let started = Instant::now();
-            runs.push(self.variant(&base_model, base_test, &splits, v, vi, seed)?);
+            runs.push(self.variant(&bases, &splits, v, vi, seed)?);
             seconds[vi + 1] = started.elapsed().as_secs_f64();
         }
         // Steps to the scratch model's accuracy need this seed's scratch run first.
@@ -1040,8 +1065,7 @@ impl SeedJob<'_> {
     /// Phase 2: one variant from the base (or from scratch), fine-tuned and scored.
     fn variant(
         &self,
-        base: &Model,
-        base_accuracy: f64,
+        bases: &Bases<'_>,
         sp: &Splits,
         v: &Variant,
         vi: usize,
@@ -1050,19 +1074,15 @@ impl SeedJob<'_> {
         self.reporter.run(self.label(seed, &v.name));
         let run_seed = seed.wrapping_mul(1_000_003).wrapping_add(vi as u64);
         let c_new = self.s.train.channels;
-        let new_positions: Vec<usize> = (0..c_new)
-            .filter(|c| !self.s.old_channels.contains(c))
-            .collect();
-        let all: Vec<usize> = (0..sp.fit.cases).collect();
-        let sample = batch(&sp.fit, &all, FORMAT, self.train_device);
-        let base_ad = base.to_device(self.train_device)?;
+        let (base, base_accuracy) = (bases.valid, bases.accuracy);
+        let (sample, new_positions) = (&sp.fit_sample, &sp.new_positions);
         let (model, expanded, chosen) = match &v.start {
             Start::Scratch => {
                 let spec = self.arch.spec(c_new, self.s.train.length, self.classes);
                 (Model::new(spec, run_seed, self.train_device)?, None, None)
             }
             Start::Expand { strategy } => {
-                let (m, e) = self.widen(&base_ad, strategy.clone(), run_seed)?;
+                let (m, e) = self.widen(bases.train, strategy.clone(), run_seed)?;
                 (m, Some(e), None)
             }
             Start::Recommended => {
@@ -1075,10 +1095,10 @@ impl SeedJob<'_> {
                     rec.strategy.short_name(),
                     if rec.standardize { "+std" } else { "" }
                 );
-                let (m, mut e) = self.widen(&base_ad, rec.strategy, run_seed)?;
+                let (m, mut e) = self.widen(bases.train, rec.strategy, run_seed)?;
                 let m = if rec.standardize {
                     e.standardized = true;
-                    standardize(&m, &sample, &new_positions)?
+                    standardize(&m, sample, new_positions)?
                 } else {
                     m
                 };
@@ -1087,7 +1107,7 @@ impl SeedJob<'_> {
         };
         let standardized = v.standardize && !matches!(v.start, Start::Recommended);
         let model = if standardized {
-            standardize(&model, &sample, &new_positions)?
+            standardize(&model, sample, new_positions)?
         } else {
             model
         };
